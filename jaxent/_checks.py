@@ -1,0 +1,244 @@
+"""Input validation shared by every loss.
+
+Every check runs at trace time and raises a ``ValueError`` (shapes, ranges) or a
+``TypeError`` (dtypes) whose message names the function, the argument, what was
+expected, what was given and how to fix it. Nothing here touches array values
+except :func:`concrete`, which reads a hyperparameter only when it is not traced.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import checkify
+
+REDUCTIONS = ("none", "sum", "mean")
+
+
+def compute_dtype(dtype: Any) -> jnp.dtype:
+    """float64 stays float64; every other float (bf16, f16, f32) computes in float32."""
+    return jnp.dtype(jnp.float64) if jnp.dtype(dtype) == jnp.float64 else jnp.dtype(jnp.float32)
+
+
+def check_reduction(fn: str, reduction: Any) -> None:
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        raise ValueError(
+            f"{fn}: reduction must be one of 'none', 'sum' or 'mean', got {reduction!r}; "
+            "use 'none' for per-example losses."
+        )
+
+
+def as_array(fn: str, name: str, x: Any) -> jax.Array:
+    try:
+        return jnp.asarray(x)
+    except TypeError as e:
+        raise TypeError(f"{fn}: {name} must be an array, got {type(x).__name__}: {e}") from None
+
+
+def check_floating(fn: str, name: str, x: jax.Array) -> None:
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(
+            f"{fn}: {name} must be a floating-point array, got dtype {x.dtype}; "
+            f"cast it first, e.g. {name}.astype(jnp.float32)."
+        )
+
+
+def check_same_shape(fn: str, name: str, x: jax.Array, other: str, shape: tuple[int, ...]) -> None:
+    if x.shape != tuple(shape):
+        raise ValueError(
+            f"{fn}: {name} has shape {x.shape} but {other} has shape {tuple(shape)}; "
+            f"{name} must have the shape of {other}."
+        )
+
+
+def check_scalar(fn: str, name: str, value: Any) -> None:
+    if value is not None and np.ndim(value) != 0:
+        raise ValueError(
+            f"{fn}: {name} must be a scalar, got shape {np.shape(value)}; "
+            "pass one number (a Python float or a 0-d array)."
+        )
+
+
+def concrete(value: Any) -> np.ndarray | None:
+    """The value of a hyperparameter as NumPy, or None when it is traced (checked later)."""
+    if value is None or isinstance(value, jax.core.Tracer):
+        return None
+    return np.asarray(value)
+
+
+def check_range(
+    fn: str,
+    name: str,
+    value: Any,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+) -> None:
+    """Scalar and in [low, high] (or (low, high] with ``low_open``): now, or under checkify if traced."""
+    check_scalar(fn, name, value)
+    v = concrete(value)
+    if v is None:
+        if value is not None:  # traced: checked at run time under jax.experimental.checkify
+            ok = jnp.logical_not(jnp.isnan(value))
+            if low is not None:
+                ok = ok & ((value > low) if low_open else (value >= low))
+            if high is not None:
+                ok = ok & (value <= high)
+            checkify.debug_check(ok, f"{fn}: {name} must lie in {_interval(low, high, low_open)}, got {{}}.", value)
+        return
+    too_low = low is not None and (v <= low if low_open else v < low)
+    too_high = high is not None and v > high
+    if too_low or too_high or np.isnan(v):
+        raise ValueError(f"{fn}: {name} must lie in {_interval(low, high, low_open)}, got {v.item()}.")
+
+
+def _interval(low: float | None, high: float | None, low_open: bool) -> str:
+    lo = ("(" if low_open else "[") + ("-inf" if low is None else f"{low}")
+    return lo + ", " + ("inf)" if high is None else f"{high}]")
+
+
+def canonical_axes(fn: str, axis: Any, ndim: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """``axis`` (an int or a tuple of ints) as non-negative ints, in the order given."""
+    axes = (axis,) if not isinstance(axis, (tuple, list)) else tuple(axis)
+    if not axes:
+        raise ValueError(f"{fn}: axis must name at least one class axis, got {axis!r}.")
+    out = []
+    for a in axes:
+        if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
+            raise TypeError(
+                f"{fn}: axis must be an int or a tuple of ints, got {axis!r}; "
+                "it is static, so pass a Python int (e.g. axis=1 for (N, C, d1, ...) inputs)."
+            )
+        if not -ndim <= a < ndim:
+            raise ValueError(
+                f"{fn}: axis {a} is out of range for logits of shape {shape} (ndim {ndim}); "
+                f"pass an axis in [{-ndim}, {ndim})."
+            )
+        out.append(operator.index(a) % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{fn}: axis {axis!r} repeats an axis; name each class axis once.")
+    return tuple(out)
+
+
+class Layout(NamedTuple):
+    """Logits (or scores) with the class axes moved last and flattened into one of size C."""
+
+    x: jax.Array  # [*batch, C]
+    batch_shape: tuple[int, ...]
+    class_shape: tuple[int, ...]
+    axes: tuple[int, ...]
+    integer_targets: bool
+    targets: jax.Array  # [*batch] integer or [*batch, C] probabilities
+    class_mask: jax.Array | None  # [*batch, C] bool
+    example_mask: jax.Array | None  # [*batch] bool
+    weight: jax.Array | None  # [C] in the compute dtype
+
+    @property
+    def num_classes(self) -> int:
+        return self.x.shape[-1]
+
+
+def move_classes_last(x: jax.Array, axes: tuple[int, ...]) -> jax.Array:
+    """Transpose the class axes to the end (a no-op for axis=-1) and flatten them."""
+    rest = [a for a in range(x.ndim) if a not in axes]
+    x = jnp.transpose(x, rest + list(axes))
+    return x.reshape(x.shape[: len(rest)] + (-1,))
+
+
+def class_layout(
+    fn: str,
+    logits: Any,
+    targets: Any,
+    *,
+    axis: Any,
+    where: Any = None,
+    weight: Any = None,
+    logits_name: str = "logits",
+    allow_probabilities: bool = True,
+) -> Layout:
+    """Validate and canonicalise (logits, targets, where, weight) for a classification loss.
+
+    Integer ``targets`` have the shape of ``logits`` without the class axes (class
+    indices, a flat index over the class axes when ``axis`` is a tuple); floating
+    ``targets`` have the shape of ``logits`` (probabilities). ``where`` is a boolean
+    mask of the batch shape (drops examples) or of ``logits.shape`` (drops classes).
+    ``weight`` has one entry per class: shape ``(C,)`` or the shape of the class axes.
+    """
+    x = as_array(fn, logits_name, logits)
+    check_floating(fn, logits_name, x)
+    axes = canonical_axes(fn, axis, x.ndim, x.shape)
+    batch_shape = tuple(d for a, d in enumerate(x.shape) if a not in axes)
+    class_shape = tuple(x.shape[a] for a in axes)
+    num_classes = int(np.prod(class_shape))
+    axis_text = f"axis {axis!r}"
+
+    t = as_array(fn, "targets", targets)
+    integer = bool(jnp.issubdtype(t.dtype, jnp.integer))
+    if integer:
+        if t.shape != batch_shape:
+            raise ValueError(
+                f"{fn}: targets has shape {t.shape} but {logits_name} has shape {x.shape}; "
+                f"integer targets must have the shape of {logits_name} without {axis_text} "
+                f"{batch_shape}"
+                + (f", probability targets the shape of {logits_name}." if allow_probabilities else ".")
+            )
+    elif jnp.issubdtype(t.dtype, jnp.floating) and allow_probabilities:
+        if t.shape != x.shape:
+            raise ValueError(
+                f"{fn}: targets has shape {t.shape} but {logits_name} has shape {x.shape}; "
+                f"integer targets must have the shape of {logits_name} without {axis_text} "
+                f"{batch_shape}, probability targets the shape of {logits_name}."
+            )
+        t = move_classes_last(t, axes)
+    else:
+        expected = "integer class indices" + (" or floating probabilities" if allow_probabilities else "")
+        raise TypeError(
+            f"{fn}: targets must be {expected}, got dtype {t.dtype}; cast class indices with targets.astype(jnp.int32)."
+        )
+
+    class_mask = example_mask = None
+    if where is not None:
+        m = as_array(fn, "where", where)
+        if m.dtype != jnp.bool_:
+            raise TypeError(
+                f"{fn}: where must be a boolean mask, got dtype {m.dtype}; pass e.g. where=(lengths_mask > 0)."
+            )
+        if m.shape == batch_shape:
+            example_mask = m
+        elif m.shape == x.shape:
+            class_mask = move_classes_last(m, axes)
+        else:
+            raise ValueError(
+                f"{fn}: where has shape {m.shape} but {logits_name} has shape {x.shape}; "
+                f"pass a batch mask of shape {batch_shape} (drops examples) or a class mask "
+                f"of shape {x.shape} (drops classes)."
+            )
+
+    w = None
+    if weight is not None:
+        w = as_array(fn, "weight", weight)
+        if not (jnp.issubdtype(w.dtype, jnp.floating) or jnp.issubdtype(w.dtype, jnp.integer)):
+            raise TypeError(f"{fn}: weight must be a real array, got dtype {w.dtype}.")
+        if w.shape not in ((num_classes,), class_shape):
+            raise ValueError(
+                f"{fn}: weight has shape {w.shape} but {logits_name} has {num_classes} classes "
+                f"along {axis_text}; pass one weight per class, shape ({num_classes},)."
+            )
+        w = w.reshape(num_classes).astype(compute_dtype(x.dtype))
+
+    return Layout(
+        x=move_classes_last(x, axes),
+        batch_shape=batch_shape,
+        class_shape=class_shape,
+        axes=axes,
+        integer_targets=integer,
+        targets=t,
+        class_mask=class_mask,
+        example_mask=example_mask,
+        weight=w,
+    )

@@ -1,0 +1,44 @@
+"""Shared timing and reporting helpers for the benchmarks."""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+
+
+def temp_bytes(fn: Callable[..., Any], *args: Any) -> int:
+    """Temporary memory of ``jax.jit(fn)`` compiled for ``args`` (deterministic)."""
+    analysis = jax.jit(fn).lower(*args).compile().memory_analysis()
+    return -1 if analysis is None else int(analysis.temp_size_in_bytes)
+
+
+def alternate(contenders: Mapping[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, float]:
+    """Median seconds per call of each contender, timed round-robin after a warm-up."""
+    for _ in range(warmup):
+        for run in contenders.values():
+            jax.block_until_ready(run())
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(repeats):
+        for name, run in contenders.items():
+            start = time.perf_counter()
+            jax.block_until_ready(run())
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def hardware() -> str:
+    devices = jax.devices()
+    kind = devices[0].device_kind if devices else "?"
+    return f"{platform.processor() or platform.machine()} | jax {jax.__version__} on {len(devices)} x {kind}"
+
+
+def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    cells = [[str(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    line = lambda values: "  ".join(v.rjust(w) for v, w in zip(values, widths))
+    return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(row) for row in cells])

@@ -1,0 +1,37 @@
+"""The README's quickstart, the main example and the benchmark command keep working."""
+
+import pathlib
+import re
+
+import jax
+import jax.numpy as jnp
+
+import jaxent
+from jaxent.bench.__main__ import main as bench_main
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def test_readme_quickstart_runs_and_learns():
+    readme = (ROOT / "README.md").read_text()
+    code = re.search(r"## Quickstart\s+```python\n(.*?)```", readme, re.S).group(1)
+    namespace: dict = {}
+    with jax.numpy_dtype_promotion("standard"):  # optax's own update code needs it
+        exec(compile(code, "README.md", "exec"), namespace)
+    first = jaxent.cross_entropy(
+        namespace["x"] @ jnp.zeros_like(namespace["params"]), namespace["y"], label_smoothing=0.1
+    )
+    assert float(namespace["loss"]) < float(first)
+
+
+def test_readme_lists_every_public_function():
+    readme = (ROOT / "README.md").read_text()
+    for name in jaxent.__all__:
+        assert f"`{name}" in readme, name
+
+
+def test_benchmark_command_prints_ratios(capsys):
+    bench_main(["cross_entropy", "--repeats", "2", "--shapes", "8x100", "8x100xbfloat16"])
+    out = capsys.readouterr().out
+    assert "jaxent/optax" in out and "optax temp MB" in out
+    assert len(re.findall(r"^\s*8\s+100\s", out, re.M)) == 2
