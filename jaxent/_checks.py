@@ -242,3 +242,47 @@ def class_layout(
         example_mask=example_mask,
         weight=w,
     )
+
+
+def check_ignore_index(fn: str, ignore_index: Any) -> None:
+    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
+        raise TypeError(
+            f"{fn}: ignore_index must be a Python int or None, got {ignore_index!r}; "
+            "it is static (use where= for a traced mask)."
+        )
+
+
+def kept_examples(lay: Layout, ignore_index: int | None) -> jax.Array:
+    """Examples that count: not masked by ``where``, not ``ignore_index``, some class left."""
+    kept = jnp.ones(lay.batch_shape, bool) if lay.example_mask is None else lay.example_mask
+    if lay.class_mask is not None:
+        kept = kept & jnp.any(lay.class_mask, axis=-1)
+    if lay.integer_targets and ignore_index is not None:
+        kept = kept & (lay.targets != ignore_index)
+    return kept
+
+
+def class_labels(fn: str, lay: Layout, kept: jax.Array, ignore_index: int | None) -> tuple[jax.Array, jax.Array]:
+    """(labels clipped into range, per-example class weight w_y; 0 where not kept).
+
+    An out-of-range label on a kept example gets weight NaN, so its loss (and any mean
+    over it) is NaN, never a wrapped or silently wrong value; under
+    ``jax.experimental.checkify`` with ``checkify.user_checks`` it raises an error
+    naming the label.
+    """
+    y, num_classes = lay.targets, lay.num_classes
+    in_range = (y >= 0) & (y < num_classes)
+    bad = kept & ~in_range
+    first_bad = jnp.ravel(y)[jnp.argmax(jnp.ravel(bad))] if y.size else jnp.zeros((), y.dtype)
+    checkify.debug_check(
+        ~jnp.any(bad),
+        f"{fn}: targets contain the label {{}}, outside [0, {num_classes}) and not "
+        f"ignore_index={ignore_index}; class indices must lie in [0, {num_classes}).",
+        first_bad,
+    )
+    y = jnp.where(in_range, y, 0)
+    ct = compute_dtype(lay.x.dtype)
+    wy = jnp.ones(y.shape, ct) if lay.weight is None else lay.weight[y]
+    # An out-of-range label poisons its example (and any mean) with NaN, never a wrong number.
+    wy = jnp.where(bad, jnp.nan, jnp.where(kept, wy, 0))
+    return y, wy

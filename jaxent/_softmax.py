@@ -19,7 +19,6 @@ from typing import Any, ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import checkify
 
 from jaxent import _checks, _reduction
 from jaxent._objects import LossObject, static_field
@@ -289,44 +288,6 @@ _softmax_stats.defvjp(_stats_fwd, _stats_bwd)
 # Shared assembly helpers.
 
 
-def _check_ignore_index(fn: str, ignore_index: Any) -> None:
-    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
-        raise TypeError(
-            f"{fn}: ignore_index must be a Python int or None, got {ignore_index!r}; "
-            "it is static (use where= for a traced mask)."
-        )
-
-
-def _kept_examples(lay: _checks.Layout, ignore_index: int | None) -> jax.Array:
-    """Examples that count: not masked by ``where``, not ``ignore_index``, some class left."""
-    kept = jnp.ones(lay.batch_shape, bool) if lay.example_mask is None else lay.example_mask
-    if lay.class_mask is not None:
-        kept = kept & jnp.any(lay.class_mask, axis=-1)
-    if lay.integer_targets and ignore_index is not None:
-        kept = kept & (lay.targets != ignore_index)
-    return kept
-
-
-def _labels(fn: str, lay: _checks.Layout, kept: jax.Array, ignore_index: int | None):
-    """(in-range labels, per-example class weight w_y), NaN weight for an out-of-range label."""
-    y, num_classes = lay.targets, lay.num_classes
-    in_range = (y >= 0) & (y < num_classes)
-    bad = kept & ~in_range
-    first_bad = jnp.ravel(y)[jnp.argmax(jnp.ravel(bad))] if y.size else jnp.zeros((), y.dtype)
-    checkify.debug_check(
-        ~jnp.any(bad),
-        f"{fn}: targets contain the label {{}}, outside [0, {num_classes}) and not "
-        f"ignore_index={ignore_index}; class indices must lie in [0, {num_classes}).",
-        first_bad,
-    )
-    y = jnp.where(in_range, y, 0)
-    ct = _checks.compute_dtype(lay.x.dtype)
-    wy = jnp.ones(y.shape, ct) if lay.weight is None else lay.weight[y]
-    # An out-of-range label poisons its example (and any mean) with NaN, never a wrong number.
-    wy = jnp.where(bad, jnp.nan, jnp.where(kept, wy, 0))
-    return y, wy
-
-
 def _drop_inf(v: jax.Array) -> jax.Array:
     """-inf -> 0, so that products with a zero coefficient stay finite (and NaN stays NaN)."""
     return jnp.where(v == -jnp.inf, 0, v)
@@ -416,7 +377,7 @@ def cross_entropy(
     """
     fn = "cross_entropy"
     _checks.check_reduction(fn, reduction)
-    _check_ignore_index(fn, ignore_index)
+    _checks.check_ignore_index(fn, ignore_index)
     lay = _checks.class_layout(fn, logits, targets, axis=axis, where=where, weight=weight)
     _checks.check_range(fn, "label_smoothing", label_smoothing, 0.0, 1.0)
     _checks.check_range(fn, "z_loss", z_loss, 0.0)
@@ -430,10 +391,10 @@ def cross_entropy(
     eps = _hyper(label_smoothing, ct)
     smooth = bool(_checks.concrete(label_smoothing) != 0)
     cap = None if logit_softcap is None else _hyper(logit_softcap, ct)
-    kept = _kept_examples(lay, ignore_index)
+    kept = _checks.kept_examples(lay, ignore_index)
 
     if lay.integer_targets:
-        y, wy = _labels(fn, lay, kept, ignore_index)
+        y, wy = _checks.class_labels(fn, lay, kept, ignore_index)
         stats = _softmax_stats(smooth, lay.x, cap, lay.class_mask, y, None, lay.weight)
         assert stats.target is not None
         coef, target_dot = (1 - eps) * wy, wy * _drop_inf(stats.target)
@@ -501,7 +462,7 @@ def nll_loss(
     """
     fn = "nll_loss"
     _checks.check_reduction(fn, reduction)
-    _check_ignore_index(fn, ignore_index)
+    _checks.check_ignore_index(fn, ignore_index)
     lay = _checks.class_layout(fn, log_probs, targets, axis=axis, where=where, weight=weight, logits_name="log_probs")
     if not lay.integer_targets and ignore_index is not None and ignore_index >= 0:
         raise ValueError(
@@ -509,9 +470,9 @@ def nll_loss(
             "probabilities; drop examples with where= instead (or pass ignore_index=None)."
         )
     ct = _checks.compute_dtype(lay.x.dtype)
-    kept = _kept_examples(lay, ignore_index)
+    kept = _checks.kept_examples(lay, ignore_index)
     if lay.integer_targets:
-        y, wy = _labels(fn, lay, kept, ignore_index)
+        y, wy = _checks.class_labels(fn, lay, kept, ignore_index)
         lpy = jnp.take_along_axis(lay.x, y[..., None], axis=-1)[..., 0].astype(ct)
         if lay.class_mask is not None:
             lpy = jnp.where(jnp.take_along_axis(lay.class_mask, y[..., None], axis=-1)[..., 0], lpy, -jnp.inf)
