@@ -263,6 +263,19 @@ def kept_examples(lay: Layout, ignore_index: int | None) -> jax.Array:
 
 
 def class_labels(fn: str, lay: Layout, kept: jax.Array, ignore_index: int | None) -> tuple[jax.Array, jax.Array]:
+    """:func:`checked_labels` for the integer targets of a :class:`Layout`."""
+    return checked_labels(fn, lay.targets, lay.num_classes, kept, ignore_index, lay.weight, compute_dtype(lay.x.dtype))
+
+
+def checked_labels(
+    fn: str,
+    y: jax.Array,
+    num_classes: int,
+    kept: jax.Array,
+    ignore_index: int | None,
+    weight: jax.Array | None,
+    dtype: Any,
+) -> tuple[jax.Array, jax.Array]:
     """(labels clipped into range, per-example class weight w_y; 0 where not kept).
 
     An out-of-range label on a kept example gets weight NaN, so its loss (and any mean
@@ -270,19 +283,176 @@ def class_labels(fn: str, lay: Layout, kept: jax.Array, ignore_index: int | None
     ``jax.experimental.checkify`` with ``checkify.user_checks`` it raises an error
     naming the label.
     """
-    y, num_classes = lay.targets, lay.num_classes
     in_range = (y >= 0) & (y < num_classes)
     bad = kept & ~in_range
     first_bad = jnp.ravel(y)[jnp.argmax(jnp.ravel(bad))] if y.size else jnp.zeros((), y.dtype)
     checkify.debug_check(
         ~jnp.any(bad),
-        f"{fn}: targets contain the label {{}}, outside [0, {num_classes}) and not "
-        f"ignore_index={ignore_index}; class indices must lie in [0, {num_classes}).",
+        f"{fn}: targets contain the label {{}}, outside [0, {num_classes})"
+        + ("" if ignore_index is None else f" and not ignore_index={ignore_index}")
+        + f"; class indices must lie in [0, {num_classes}).",
         first_bad,
     )
     y = jnp.where(in_range, y, 0)
-    ct = compute_dtype(lay.x.dtype)
-    wy = jnp.ones(y.shape, ct) if lay.weight is None else lay.weight[y]
+    wy = jnp.ones(y.shape, dtype) if weight is None else weight[y]
     # An out-of-range label poisons its example (and any mean) with NaN, never a wrong number.
     wy = jnp.where(bad, jnp.nan, jnp.where(kept, wy, 0))
     return y, wy
+
+
+def check_static_bool(fn: str, name: str, value: Any) -> None:
+    """A structural flag (``squared``, ``log_target``) must be a Python bool."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(
+            f"{fn}: {name} must be a Python bool, got {value!r}; it is static, so pass True or False "
+            "(use a separate jitted function per setting)."
+        )
+
+
+def element_mask(fn: str, where: Any, shape: tuple[int, ...], x_name: str) -> jax.Array | None:
+    """A boolean ``where`` of exactly ``shape`` (drops elements or examples), or None."""
+    if where is None:
+        return None
+    m = as_array(fn, "where", where)
+    if m.dtype != jnp.bool_:
+        raise TypeError(f"{fn}: where must be a boolean mask, got dtype {m.dtype}; pass e.g. where=(lengths_mask > 0).")
+    if m.shape != tuple(shape):
+        raise ValueError(
+            f"{fn}: where has shape {m.shape} but {x_name} has shape {tuple(shape)}; "
+            f"pass a boolean mask of shape {tuple(shape)} (True keeps an element)."
+        )
+    return m
+
+
+def check_allowed_values(
+    fn: str, name: str, values: jax.Array, allowed: tuple[float, ...], kept: jax.Array | None, fix: str
+) -> jax.Array:
+    """Elements of ``values`` outside ``allowed`` (where ``kept``): a ValueError now when both
+    are concrete, otherwise a ``checkify`` user check. Returns the boolean array of bad kept
+    elements, so that the caller can poison them with NaN (never a silently wrong value)."""
+    ok = jnp.zeros(values.shape, bool)
+    for a in allowed:
+        ok = ok | (values == a)
+    bad = ~ok if kept is None else kept & ~ok
+    v, k = concrete(values), (np.ones(values.shape, bool) if kept is None else concrete(kept))
+    message = f"{fn}: {name} must lie in {{" + ", ".join(f"{a:g}" for a in allowed) + "}, got {}; " + fix
+    if v is not None and k is not None:
+        bad_np = k & ~np.isin(v, np.asarray(allowed, v.dtype))
+        if np.any(bad_np):
+            raise ValueError(message.replace("{}", repr(v[bad_np].ravel()[0].item())))
+        return bad
+    first_bad = jnp.ravel(values)[jnp.argmax(jnp.ravel(bad))] if values.size else jnp.zeros((), values.dtype)
+    # checkify formats the message: braces that are text are doubled.
+    escaped = message.replace("{", "{{").replace("}", "}}").replace("{{}}", "{}")
+    checkify.debug_check(~jnp.any(bad), escaped, first_bad)
+    return bad
+
+
+def class_hyperparameter(fn: str, name: str, value: Any, lay: Layout, *, low: float | None = None) -> jax.Array | None:
+    """A hyperparameter given as one number or one value per class (``alpha``), or None.
+
+    Returns a 0-d or ``[C]`` array in the compute dtype. Every entry must be at least
+    ``low``: checked now when concrete, under ``checkify`` when traced.
+    """
+    if value is None:
+        return None
+    v = as_array(fn, name, value)
+    if not (jnp.issubdtype(v.dtype, jnp.floating) or jnp.issubdtype(v.dtype, jnp.integer)):
+        raise TypeError(f"{fn}: {name} must be a real number or array, got dtype {v.dtype}.")
+    num_classes = lay.num_classes
+    if v.ndim and v.shape not in ((num_classes,), lay.class_shape):
+        raise ValueError(
+            f"{fn}: {name} has shape {v.shape} but logits has {num_classes} classes; pass one "
+            f"number or one {name} per class, shape ({num_classes},)."
+        )
+    if low is not None:
+        c = concrete(value)
+        if c is None:
+            checkify.debug_check(
+                jnp.all(v >= low), f"{fn}: {name} must be >= {low}, got a minimum of {{}}.", jnp.min(v)
+            )
+        elif np.any(np.isnan(c)) or np.any(c < low):
+            raise ValueError(f"{fn}: {name} must be >= {low} (and not NaN), got {np.min(c).item()}.")
+    return v.reshape(-1 if v.ndim else ()).astype(compute_dtype(lay.x.dtype))
+
+
+# --------------------------------------------------------------------------------------
+# Elementwise losses (binary cross-entropy, focal, regression): one value per element.
+
+
+def elementwise_pair(
+    fn: str, x: Any, targets: Any, *, x_name: str, integer_targets: bool
+) -> tuple[jax.Array, jax.Array]:
+    """(x, targets) for an elementwise loss: floating ``x`` and ``targets`` of ``x.shape``.
+
+    With ``integer_targets`` the targets may also be integer or boolean (the caller
+    casts them); otherwise they must be floating.
+    """
+    x = as_array(fn, x_name, x)
+    check_floating(fn, x_name, x)
+    t = as_array(fn, "targets", targets)
+    ok = jnp.issubdtype(t.dtype, jnp.floating) or (
+        integer_targets and (jnp.issubdtype(t.dtype, jnp.integer) or t.dtype == jnp.bool_)
+    )
+    if not ok:
+        expected = "floating, integer or boolean" if integer_targets else "floating-point"
+        raise TypeError(
+            f"{fn}: targets must be a {expected} array, got dtype {t.dtype}; "
+            f"cast it first, e.g. targets.astype({x_name}.dtype)."
+        )
+    check_same_shape(fn, "targets", t, x_name, x.shape)
+    return x, t
+
+
+def elementwise_mask(fn: str, where: Any, shape: tuple[int, ...], *, x_name: str) -> jax.Array | None:
+    """``where`` broadcast to ``shape``: a boolean mask of that shape, or of the same rank with size-1 axes.
+
+    Requiring the same rank keeps a per-row mask of shape ``(N,)`` from silently
+    broadcasting along the last axis of an ``(N, N)`` input: write ``(N, 1)``.
+    """
+    if where is None:
+        return None
+    m = as_array(fn, "where", where)
+    if m.dtype != jnp.bool_:
+        raise TypeError(f"{fn}: where must be a boolean mask, got dtype {m.dtype}; pass e.g. where=(lengths_mask > 0).")
+    if m.ndim != len(shape) or any(a not in (1, b) for a, b in zip(m.shape, shape)):
+        rows = f", or {(shape[0],) + (1,) * (len(shape) - 1)} to drop whole rows" if len(shape) > 1 else ""
+        raise ValueError(
+            f"{fn}: where has shape {m.shape} but {x_name} has shape {tuple(shape)}; pass a mask of shape "
+            f"{tuple(shape)}, or of the same rank with size-1 axes that broadcast{rows}."
+        )
+    return jnp.broadcast_to(m, shape)
+
+
+def elementwise_weight(
+    fn: str, name: str, value: Any, shape: tuple[int, ...], dtype: Any, *, x_name: str
+) -> jax.Array | None:
+    """A real ``value`` broadcast to ``shape`` by NumPy's rules (as PyTorch), cast to ``dtype``."""
+    if value is None:
+        return None
+    w = as_array(fn, name, value)
+    if not (jnp.issubdtype(w.dtype, jnp.floating) or jnp.issubdtype(w.dtype, jnp.integer)):
+        raise TypeError(f"{fn}: {name} must be a real array, got dtype {w.dtype}.")
+    try:
+        ok = np.broadcast_shapes(w.shape, tuple(shape)) == tuple(shape)
+    except ValueError:
+        ok = False
+    if not ok:
+        last = f"({shape[-1]},) for one value per entry of the last axis, or " if shape else ""
+        raise ValueError(
+            f"{fn}: {name} has shape {w.shape}, which does not broadcast to the shape {tuple(shape)} of "
+            f"{x_name}; pass shape {last}{tuple(shape)}."
+        )
+    return jnp.broadcast_to(w.astype(dtype), shape)
+
+
+def check_finite(fn: str, name: str, value: Any) -> None:
+    """A scalar hyperparameter that may be any finite real number: now, or under checkify if traced."""
+    check_scalar(fn, name, value)
+    v = concrete(value)
+    if v is None:
+        if value is not None:
+            checkify.debug_check(jnp.isfinite(value), f"{fn}: {name} must be a finite number, got {{}}.", value)
+        return
+    if not np.isfinite(v):
+        raise ValueError(f"{fn}: {name} must be a finite number, got {v.item()}.")

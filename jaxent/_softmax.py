@@ -297,6 +297,62 @@ def _hyper(value: Any, dtype: Any) -> jax.Array:
     return jnp.asarray(value).astype(dtype)
 
 
+class SoftmaxOptions(NamedTuple):
+    """Validated options shared by the softmax cross-entropies (static flags + traced values)."""
+
+    smooth: bool  # label_smoothing may be non-zero
+    eps: jax.Array
+    z_loss: jax.Array | None  # None when statically 0
+    cap: jax.Array | None
+
+
+def softmax_options(
+    fn: str, dtype: Any, reduction: Any, ignore_index: Any, label_smoothing: Any, z_loss: Any, logit_softcap: Any
+) -> SoftmaxOptions:
+    _checks.check_reduction(fn, reduction)
+    _checks.check_ignore_index(fn, ignore_index)
+    _checks.check_range(fn, "label_smoothing", label_smoothing, 0.0, 1.0)
+    _checks.check_range(fn, "z_loss", z_loss, 0.0)
+    _checks.check_range(fn, "logit_softcap", logit_softcap, 0.0, low_open=True)
+    ct = _checks.compute_dtype(dtype)
+    return SoftmaxOptions(
+        smooth=bool(_checks.concrete(label_smoothing) != 0),
+        eps=_hyper(label_smoothing, ct),
+        z_loss=None if _checks.concrete(z_loss) == 0 else _hyper(z_loss, ct),
+        cap=None if logit_softcap is None else _hyper(logit_softcap, ct),
+    )
+
+
+def softmax_losses(stats: _Stats, kept: jax.Array, class_weight: jax.Array | None, opts: SoftmaxOptions) -> jax.Array:
+    """Per-example loss from the statistics; 0 where not kept.
+
+    ``class_weight`` is w_y per example for integer targets (NaN for an out-of-range
+    label), None for probability targets (whose weights are inside ``stats.dot/mass``).
+    """
+    eps = opts.eps
+    if class_weight is not None:
+        assert stats.target is not None
+        coef, target_dot = (1 - eps) * class_weight, class_weight * _drop_inf(stats.target)
+        # The target class is impossible (-inf) while it carries weight: +inf loss.
+        impossible = (stats.target == -jnp.inf) & (coef != 0) & ~jnp.isnan(coef)
+    else:
+        assert stats.dot is not None and stats.mass is not None and stats.lost is not None
+        coef, target_dot = (1 - eps) * stats.mass, stats.dot
+        # Target mass on an unmasked -inf class (while it carries weight): +inf loss.
+        impossible = (stats.lost != 0) & (1 - eps != 0)
+    lse = _drop_inf(stats.lse)
+    # -sum_c a_c log p_c = (sum_c a_c) lse - sum_c a_c x_c, with a = (1-ε) w t.
+    losses = coef * lse - (1 - eps) * target_dot
+    if opts.smooth:
+        assert stats.smooth_dot is not None and stats.smooth_mass is not None and stats.remaining is not None
+        # The uniform part ε/C' over the C' remaining classes: (ε/C') sum_c w_c (lse - x_c).
+        losses = losses + eps / jnp.maximum(stats.remaining, 1) * (stats.smooth_mass * lse - stats.smooth_dot)
+    if opts.z_loss is not None:
+        losses = losses + opts.z_loss * lse * lse
+    losses = jnp.where(kept & impossible, jnp.inf, losses)
+    return jnp.where(kept, losses, 0)
+
+
 # --------------------------------------------------------------------------------------
 # Public functions.
 
@@ -376,51 +432,21 @@ def cross_entropy(
       ``softmax_cross_entropy_with_integer_labels``; Chowdhery et al., *PaLM* (z-loss).
     """
     fn = "cross_entropy"
-    _checks.check_reduction(fn, reduction)
-    _checks.check_ignore_index(fn, ignore_index)
     lay = _checks.class_layout(fn, logits, targets, axis=axis, where=where, weight=weight)
-    _checks.check_range(fn, "label_smoothing", label_smoothing, 0.0, 1.0)
-    _checks.check_range(fn, "z_loss", z_loss, 0.0)
-    _checks.check_range(fn, "logit_softcap", logit_softcap, 0.0, low_open=True)
     if not lay.integer_targets and ignore_index is not None and ignore_index >= 0:
         raise ValueError(
             f"{fn}: ignore_index={ignore_index} needs integer targets, but targets are "
             "probabilities; drop examples with where= instead (or pass ignore_index=None)."
         )
-    ct = _checks.compute_dtype(lay.x.dtype)
-    eps = _hyper(label_smoothing, ct)
-    smooth = bool(_checks.concrete(label_smoothing) != 0)
-    cap = None if logit_softcap is None else _hyper(logit_softcap, ct)
+    opts = softmax_options(fn, lay.x.dtype, reduction, ignore_index, label_smoothing, z_loss, logit_softcap)
     kept = _checks.kept_examples(lay, ignore_index)
-
     if lay.integer_targets:
         y, wy = _checks.class_labels(fn, lay, kept, ignore_index)
-        stats = _softmax_stats(smooth, lay.x, cap, lay.class_mask, y, None, lay.weight)
-        assert stats.target is not None
-        coef, target_dot = (1 - eps) * wy, wy * _drop_inf(stats.target)
-        # The target class is impossible (-inf) while it carries weight: +inf loss.
-        impossible = (stats.target == -jnp.inf) & (coef != 0) & ~jnp.isnan(coef)
-        denominator = wy
-    else:
-        stats = _softmax_stats(smooth, lay.x, cap, lay.class_mask, None, lay.targets, lay.weight)
-        assert stats.dot is not None and stats.mass is not None
-        coef, target_dot = (1 - eps) * stats.mass, stats.dot
-        # Target mass on an unmasked -inf class (while it carries weight): +inf loss.
-        impossible = (stats.lost != 0) & (1 - eps != 0)
-        denominator = kept
-
-    lse = _drop_inf(stats.lse)
-    # -sum_c a_c log p_c = (sum_c a_c) lse - sum_c a_c x_c, with a = (1-ε) w t.
-    losses = coef * lse - (1 - eps) * target_dot
-    if smooth:
-        assert stats.smooth_dot is not None and stats.smooth_mass is not None
-        assert stats.remaining is not None
-        losses = losses + eps / jnp.maximum(stats.remaining, 1) * (stats.smooth_mass * lse - stats.smooth_dot)
-    if _checks.concrete(z_loss) != 0:
-        losses = losses + _hyper(z_loss, ct) * lse * lse
-    losses = jnp.where(kept & impossible, jnp.inf, losses)
-    losses = jnp.where(kept, losses, 0)
-    return _reduction.reduce(losses, reduction, denominator)
+        stats = _softmax_stats(opts.smooth, lay.x, opts.cap, lay.class_mask, y, None, lay.weight)
+        losses = softmax_losses(stats, kept, wy, opts)
+        return _reduction.reduce(losses, reduction, wy)
+    stats = _softmax_stats(opts.smooth, lay.x, opts.cap, lay.class_mask, None, lay.targets, lay.weight)
+    return _reduction.reduce(softmax_losses(stats, kept, None, opts), reduction, kept)
 
 
 def nll_loss(

@@ -1,29 +1,34 @@
-"""Command line: ``python -m jaxent.bench BENCHMARK [options]``."""
+"""Command line: ``python -m jaxent.bench BENCHMARK [options]``.
+
+Each benchmark times forward+backward of jaxent against optax (and PyTorch when it is
+installed) alternately in one process and prints the ratios and compiled memory.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from jaxent.bench import _timing, cross_entropy
+from jaxent.bench import _timing, cross_entropy, linear_cross_entropy
 
-BENCHMARKS = {"cross_entropy": cross_entropy}
-
-
-def _shape(text: str) -> tuple[int, int, str]:
-    n, v, *dtype = text.split("x")
-    return int(n), int(v), dtype[0] if dtype else "float32"
+BENCHMARKS = {"cross_entropy": cross_entropy, "linear_cross_entropy": linear_cross_entropy}
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m jaxent.bench", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m jaxent.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("benchmark", choices=sorted(BENCHMARKS))
-    parser.add_argument("--repeats", type=int, default=20, help="timed runs per contender (median reported)")
-    parser.add_argument("--shapes", type=_shape, nargs="+", help="NxV[xdtype] shapes, e.g. 4096x32000xbfloat16")
+    parser.add_argument(
+        "--repeats", type=int, help="timed runs per contender, median reported (default: per benchmark)"
+    )
+    parser.add_argument("--shapes", nargs="+", help="; ".join(f"{k}: {m.SHAPE_HELP}" for k, m in BENCHMARKS.items()))
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even when it is installed")
     args = parser.parse_args(argv)
     module = BENCHMARKS[args.benchmark]
-    print(f"# {args.benchmark}: forward+backward, median of {args.repeats} alternating runs | {_timing.hardware()}")
-    rows = module.run(shapes=args.shapes or module.DEFAULT_SHAPES, repeats=args.repeats, torch=not args.no_torch)
+    shapes = [module.parse_shape(s) for s in args.shapes] if args.shapes else module.DEFAULT_SHAPES
+    options = {"repeats": args.repeats} if args.repeats else {}
+    print(f"# {args.benchmark}: forward+backward, medians of alternating runs | {_timing.hardware()}")
+    rows = module.run(shapes=shapes, torch=not args.no_torch, **options)
     columns = list(dict.fromkeys(k for row in rows for k in row))
     print(_timing.table(rows, columns))
 

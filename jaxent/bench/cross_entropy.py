@@ -19,6 +19,12 @@ import jaxent
 from jaxent.bench._timing import alternate, temp_bytes
 
 DEFAULT_SHAPES = ((4096, 32000, "float32"), (4096, 32000, "bfloat16"), (2048, 128256, "float32"))
+SHAPE_HELP = "NxV[xdtype] shapes, e.g. 4096x32000xbfloat16"
+
+
+def parse_shape(text: str) -> tuple[int, int, str]:
+    n, v, *dtype = text.split("x")
+    return int(n), int(v), dtype[0] if dtype else "float32"
 
 
 def _torch_runner(x: np.ndarray, y: np.ndarray, dtype: str):

@@ -1,0 +1,308 @@
+"""Fused linear + softmax cross-entropy that never materialises the ``[N, V]`` logits.
+
+``linear_cross_entropy(h, W, y)`` equals ``cross_entropy(h @ W.T + b, y)`` but streams
+over vocabulary chunks inside a ``jax.custom_vjp``: the forward pass keeps an online
+logsumexp, the target logit and (for label smoothing) the sum of the logits, one
+``[N]`` vector each; the backward pass recomputes each chunk's logits with the same
+matmul, forms that chunk's ``d logits`` in float32 and contracts it at once into
+``d inputs`` (accumulated in float32) and the chunk's rows of ``d weight`` (complete
+after one matmul over all tokens). Peak extra memory is one ``[N, chunk]`` float32
+block, not ``N * V``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxent import _checks, _reduction
+from jaxent._objects import LossObject, static_field
+from jaxent._softmax import _Stats, softmax_losses, softmax_options
+
+# Default chunk: about 2**22 float32 logits (16 MiB) per vocabulary chunk, and never
+# fewer than 256 vocabulary entries, so that the matmuls stay large.
+_CHUNK_ELEMENTS = 2**22
+_MIN_CHUNK = 256
+
+_CONTRACT_D = (((1,), (1,)), ((), ()))  # [N, D] x [chunk, D] -> [N, chunk]
+_CONTRACT_CHUNK = (((1,), (0,)), ((), ()))  # [N, chunk] x [chunk, D] -> [N, D]
+_CONTRACT_N = (((0,), (0,)), ((), ()))  # [N, chunk] x [N, D] -> [chunk, D]
+
+
+class _Plan:
+    """How the vocabulary is cut: ``count`` chunks of ``size`` entries; the last one is
+    moved back to end at V, and its first entries (seen by the previous chunk) are masked."""
+
+    def __init__(self, vocab: int, tokens: int, chunk_size: int | None):
+        target = chunk_size or max(_CHUNK_ELEMENTS // max(tokens, 1), _MIN_CHUNK)
+        self.count = -(-vocab // min(target, vocab))
+        self.size = -(-vocab // self.count)  # equal chunks: at most count - 1 entries seen twice
+        self.vocab = vocab
+        self.overlap = self.count * self.size - vocab
+
+    def start(self, j: jax.Array) -> jax.Array:
+        return jnp.minimum(j * self.size, self.vocab - self.size)
+
+    def chunk_bias(self, bias: jax.Array | None, j: jax.Array, ct: Any) -> jax.Array | None:
+        """The chunk's bias in float32, with -inf on entries the previous chunk already covered."""
+        start = self.start(j)
+        b = None if bias is None else jax.lax.dynamic_slice_in_dim(bias, start, self.size).astype(ct)
+        if not self.overlap:
+            return b
+        seen = start + jnp.arange(self.size) < j * self.size
+        return jnp.where(seen, -jnp.inf, 0 if b is None else b)
+
+
+def _logits(h, w, bias, j, plan: _Plan, cap):
+    """The chunk's logits in float32 (same matmul in both passes): (capped, tanh(x/cap), raw)."""
+    ct = _checks.compute_dtype(h.dtype)
+    wj = jax.lax.dynamic_slice_in_dim(w, plan.start(j), plan.size)
+    x = jax.lax.dot_general(h, wj, _CONTRACT_D, preferred_element_type=ct)
+    b = plan.chunk_bias(bias, j, ct)
+    if b is not None:
+        x = x + b[None, :]
+    if cap is None:
+        return x, None, x
+    th = jnp.tanh(x / cap)
+    # Soft-capping c*tanh(x/c) keeps an impossible entry (-inf) impossible.
+    return jnp.where(x > -jnp.inf, cap * th, x), th, x
+
+
+def _local_targets(y, j, plan: _Plan):
+    """Column of each token's target within chunk j, or ``plan.size`` (dropped) if not in it."""
+    start = plan.start(j)
+    col = y - start
+    mine = (y >= j * plan.size) & (col < plan.size)  # not in an earlier chunk, not past this one
+    return jnp.where(mine, col, plan.size)
+
+
+def _stats_fwd(cfg, h, w, bias, y, cap):
+    smooth, chunk_size = cfg
+    ct = _checks.compute_dtype(h.dtype)
+    n = h.shape[0]
+    plan = _Plan(w.shape[0], n, chunk_size)
+    tiny = jnp.finfo(ct).min
+
+    def body(j, carry):
+        m, s, target, sx = carry
+        x, _, _ = _logits(h, w, bias, j, plan, cap)
+        # Online logsumexp: rescale the running sum to the new running max.
+        m_new = jnp.maximum(jnp.maximum(m, jnp.max(x, axis=-1)), tiny)
+        s = s * jnp.exp(m - m_new) + jnp.sum(jnp.exp(x - m_new[:, None]), axis=-1)
+        col = _local_targets(y, j, plan)
+        picked = jnp.take_along_axis(x, col[:, None], axis=-1, mode="fill", fill_value=0)[:, 0]
+        target = target + jnp.where(col < plan.size, picked, 0)
+        if smooth and cap is not None:
+            sx = sx + jnp.sum(jnp.where(x > -jnp.inf, x, 0), axis=-1)
+        return m_new, s, target, sx
+
+    init = (jnp.full((n,), -jnp.inf, ct), jnp.zeros((n,), ct), jnp.zeros((n,), ct), jnp.zeros((n,), ct))
+    m, s, target, sx = jax.lax.fori_loop(0, plan.count, body, init)
+    # logsumexp = m + log(sum(exp(x - m))); -inf when every entry is impossible.
+    lse = jnp.where(s > 0, m + jnp.log(jnp.where(s > 0, s, 1)), -jnp.inf)
+    finite = None if bias is None else bias > -jnp.inf
+    smooth_dot = smooth_mass = remaining = None
+    if smooth:
+        remaining = jnp.full((n,), w.shape[0] if finite is None else jnp.sum(finite), ct)
+        smooth_mass = remaining
+        if cap is None:
+            # sum_{c in R} x_c = h . (sum_{c in R} W_c) + sum_{c in R} b_c: one matrix-vector product.
+            w_sum = jnp.sum(w.astype(ct) if finite is None else jnp.where(finite[:, None], w.astype(ct), 0), axis=0)
+            sx = h.astype(ct) @ w_sum
+            if bias is not None:
+                sx = sx + jnp.sum(jnp.where(finite, bias.astype(ct), 0))
+        smooth_dot = sx
+    stats = _Stats(lse=lse, target=target, smooth_dot=smooth_dot, smooth_mass=smooth_mass, remaining=remaining)
+    return stats, (h, w, bias, y, cap, lse)
+
+
+def _stats_bwd(cfg, res, g):
+    smooth, chunk_size = cfg
+    h, w, bias, y, cap, lse = res
+    ct = _checks.compute_dtype(h.dtype)
+    plan = _Plan(w.shape[0], h.shape[0], chunk_size)
+    lse = jnp.where(lse > -jnp.inf, lse, 0)[:, None]
+    g_lse, g_target = g.lse[:, None], g.target
+    g_smooth = g.smooth_dot[:, None] if smooth else None
+
+    def body(j, carry):
+        dh, dw, db, dcap = carry
+        x, th, raw = _logits(h, w, bias, j, plan, cap)
+        finite = x > -jnp.inf
+        # d lse / dx = softmax; d target / dx = one-hot; d sum(x) / dx = 1 on finite entries.
+        d = g_lse * jnp.exp(x - lse)
+        if g_smooth is not None:
+            d = d + jnp.where(finite, g_smooth, 0)
+        # The target entries, written in place in float32 (no [N, chunk] one-hot select).
+        col = _local_targets(y, j, plan)[:, None]
+        d = jnp.put_along_axis(
+            d,
+            col,
+            jnp.take_along_axis(d, col, axis=-1, mode="fill", fill_value=0) + g_target[:, None],
+            axis=-1,
+            inplace=False,
+            mode="drop",
+        )
+        if th is not None:
+            # d/dx c*tanh(x/c) = 1 - tanh^2;  d/dc c*tanh(x/c) = tanh - (x/c)(1 - tanh^2).
+            raw = jnp.where(finite, raw, 0)
+            dcap = dcap + jnp.sum(jnp.where(finite, d * (th - raw / cap * (1 - th * th)), 0))
+            d = d * (1 - th * th)
+        start = plan.start(j)
+        wj = jax.lax.dynamic_slice_in_dim(w, start, plan.size)
+        dl = d.astype(h.dtype)  # matmul operands in the input dtype, float32 accumulation
+        dh = dh + jax.lax.dot_general(dl, wj, _CONTRACT_CHUNK, preferred_element_type=ct)
+        dwj = jax.lax.dot_general(dl, h, _CONTRACT_N, preferred_element_type=ct)
+        # Entries of an overlapping last chunk that were seen before have d = 0: adding keeps them.
+        old = jax.lax.dynamic_slice_in_dim(dw, start, plan.size)
+        dw = jax.lax.dynamic_update_slice_in_dim(dw, (old.astype(ct) + dwj).astype(dw.dtype), start, 0)
+        if db is not None:
+            old_b = jax.lax.dynamic_slice_in_dim(db, start, plan.size)
+            db = jax.lax.dynamic_update_slice_in_dim(db, old_b + jnp.sum(d, axis=0).astype(db.dtype), start, 0)
+        return dh, dw, db, dcap
+
+    init = (
+        jnp.zeros(h.shape, ct),
+        jnp.zeros(w.shape, w.dtype),
+        None if bias is None else jnp.zeros(bias.shape, ct),
+        None if cap is None else jnp.zeros((), ct),
+    )
+    dh, dw, db, dcap = jax.lax.fori_loop(0, plan.count, body, init)
+    return dh.astype(h.dtype), dw, None if db is None else db.astype(bias.dtype), None, dcap
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _linear_stats(cfg, h, w, bias, y, cap) -> _Stats:
+    return _stats_fwd(cfg, h, w, bias, y, cap)[0]
+
+
+_linear_stats.defvjp(_stats_fwd, _stats_bwd)
+
+
+def linear_cross_entropy(
+    inputs: Any,
+    weight: Any,
+    targets: Any,
+    *,
+    bias: Any = None,
+    ignore_index: int | None = -100,
+    label_smoothing: Any = 0.0,
+    z_loss: Any = 0.0,
+    logit_softcap: Any = None,
+    where: Any = None,
+    reduction: str = "mean",
+    chunk_size: int | None = None,
+) -> jax.Array:
+    r"""Fused ``inputs @ weight.T + bias`` and softmax cross-entropy, without the logits.
+
+    Same value and gradients as ``cross_entropy(inputs @ weight.T + bias, targets, ...)``
+    (its reference, to float32 precision), but the ``[N, V]`` logits and their gradient
+    are never materialised: the loss streams over chunks of the vocabulary with an
+    online logsumexp, and the backward pass recomputes each chunk's logits (``8·N·D·V``
+    flops instead of ``6·N·D·V``) to contract them at once into the gradients.
+
+    .. math::
+        \ell_n = -\sum_c q_{n,c} \log \operatorname{softmax}(W h_n + b)_c
+                 + z \,(\operatorname{logsumexp}(W h_n + b))^2
+
+    Args:
+      inputs: ``[..., D]`` floating hidden states (bf16 stays bf16 in the matmuls, with
+        float32 accumulation).
+      weight: ``[V, D]`` output embedding (PyTorch's ``nn.Linear(D, V).weight`` layout).
+      targets: integer token ids of shape ``inputs.shape[:-1]``.
+      bias: optional ``[V]``; ``-inf`` entries remove vocabulary entries (probability 0,
+        no smoothing mass; a target on one gives ``+inf``).
+      ignore_index, label_smoothing, z_loss, logit_softcap, reduction: as in
+        :func:`jaxent.cross_entropy` (``label_smoothing``, ``z_loss`` and
+        ``logit_softcap`` may be traced).
+      where: optional boolean mask of shape ``inputs.shape[:-1]`` (drops tokens). To
+        remove vocabulary entries use ``bias=-inf`` there.
+      chunk_size: static number of vocabulary entries per chunk. Temporary memory is
+        about two ``[N, chunk_size]`` float32 blocks; the default keeps one block near
+        16 MiB (and at least 256 entries). V need not be a multiple of it.
+
+    Returns:
+      The loss in float32 (float64 for float64 inputs): shape ``inputs.shape[:-1]`` for
+      ``reduction="none"``, a scalar otherwise.
+
+    Notes:
+      Gradients flow to ``inputs``, ``weight``, ``bias`` and the traced
+      hyperparameters. Reverse mode only (``jax.custom_vjp``): ``jax.jvp`` raises a
+      ``TypeError``. Class weights are not supported (use ``cross_entropy``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxent
+      >>> h = jax.random.normal(jax.random.key(0), (4, 8))
+      >>> w = jax.random.normal(jax.random.key(1), (10, 8))
+      >>> y = jnp.array([1, 2, 3, -100])
+      >>> fused = jaxent.linear_cross_entropy(h, w, y, chunk_size=4)
+      >>> bool(jnp.allclose(fused, jaxent.cross_entropy(h @ w.T, y), rtol=1e-6))
+      True
+    """
+    fn = "linear_cross_entropy"
+    h = _checks.as_array(fn, "inputs", inputs)
+    w = _checks.as_array(fn, "weight", weight)
+    _checks.check_floating(fn, "inputs", h)
+    _checks.check_floating(fn, "weight", w)
+    if h.ndim < 1 or w.ndim != 2 or w.shape[1] != h.shape[-1]:
+        raise ValueError(
+            f"{fn}: weight has shape {w.shape} but inputs has shape {h.shape}; weight must be "
+            f"[V, D] with D = inputs.shape[-1] = {h.shape[-1] if h.ndim else '?'} (transpose a [D, V] matrix)."
+        )
+    vocab, dim = w.shape
+    batch = h.shape[:-1]
+    t = _checks.as_array(fn, "targets", targets)
+    if not jnp.issubdtype(t.dtype, jnp.integer):
+        raise TypeError(
+            f"{fn}: targets must be integer token ids, got dtype {t.dtype}; cast with targets.astype(jnp.int32)."
+        )
+    _checks.check_same_shape(fn, "targets", t, "inputs.shape[:-1]", batch)
+    b = None
+    if bias is not None:
+        b = _checks.as_array(fn, "bias", bias)
+        _checks.check_floating(fn, "bias", b)
+        if b.shape != (vocab,):
+            raise ValueError(
+                f"{fn}: bias has shape {b.shape} but weight has {vocab} rows; pass bias of shape ({vocab},)."
+            )
+    mask = _checks.element_mask(fn, where, batch, "inputs.shape[:-1]") if where is not None else None
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0):
+        raise ValueError(f"{fn}: chunk_size must be a positive Python int or None, got {chunk_size!r}.")
+    opts = softmax_options(fn, h.dtype, reduction, ignore_index, label_smoothing, z_loss, logit_softcap)
+    ct = _checks.compute_dtype(h.dtype)
+    n = int(np.prod(batch))
+    h2, t2 = h.reshape(n, dim), t.reshape(n)
+    kept = jnp.ones((n,), bool) if mask is None else mask.reshape(n)
+    if ignore_index is not None:
+        kept = kept & (t2 != ignore_index)
+    y, wy = _checks.checked_labels(fn, t2, vocab, kept, ignore_index, None, ct)
+    stats = _linear_stats((opts.smooth, chunk_size), h2, w, b, y, opts.cap)
+    losses = softmax_losses(stats, kept, wy, opts)
+    return _reduction.reduce(losses.reshape(batch), reduction, wy.reshape(batch))
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class LinearCrossEntropyLoss(LossObject):
+    """:func:`linear_cross_entropy` as a frozen dataclass pytree: ``loss(inputs, weight, targets)``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxent
+      >>> loss = jaxent.LinearCrossEntropyLoss(label_smoothing=0.1)
+      >>> loss(jnp.ones((2, 3)), jnp.eye(4, 3), jnp.array([0, 3]))
+      Array(1.4440..., dtype=float32)
+    """
+
+    function: ClassVar = staticmethod(linear_cross_entropy)
+    bias: Any = None
+    ignore_index: int | None = static_field(-100)
+    label_smoothing: Any = 0.0
+    z_loss: Any = 0.0
+    logit_softcap: Any = None
+    reduction: str = static_field("mean")
+    chunk_size: int | None = static_field(None)
