@@ -309,21 +309,6 @@ def check_static_bool(fn: str, name: str, value: Any) -> None:
         )
 
 
-def element_mask(fn: str, where: Any, shape: tuple[int, ...], x_name: str) -> jax.Array | None:
-    """A boolean ``where`` of exactly ``shape`` (drops elements or examples), or None."""
-    if where is None:
-        return None
-    m = as_array(fn, "where", where)
-    if m.dtype != jnp.bool_:
-        raise TypeError(f"{fn}: where must be a boolean mask, got dtype {m.dtype}; pass e.g. where=(lengths_mask > 0).")
-    if m.shape != tuple(shape):
-        raise ValueError(
-            f"{fn}: where has shape {m.shape} but {x_name} has shape {tuple(shape)}; "
-            f"pass a boolean mask of shape {tuple(shape)} (True keeps an element)."
-        )
-    return m
-
-
 def check_allowed_values(
     fn: str, name: str, values: jax.Array, allowed: tuple[float, ...], kept: jax.Array | None, fix: str
 ) -> jax.Array:

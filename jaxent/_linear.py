@@ -270,7 +270,7 @@ def linear_cross_entropy(
             raise ValueError(
                 f"{fn}: bias has shape {b.shape} but weight has {vocab} rows; pass bias of shape ({vocab},)."
             )
-    mask = _checks.element_mask(fn, where, batch, "inputs.shape[:-1]") if where is not None else None
+    mask = _checks.elementwise_mask(fn, where, batch, x_name="inputs.shape[:-1]")
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0):
         raise ValueError(f"{fn}: chunk_size must be a positive Python int or None, got {chunk_size!r}.")
     opts = softmax_options(fn, h.dtype, reduction, ignore_index, label_smoothing, z_loss, logit_softcap)
