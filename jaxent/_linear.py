@@ -58,19 +58,38 @@ class _Plan:
         return jnp.where(seen, -jnp.inf, 0 if b is None else b)
 
 
-def _logits(h, w, bias, j, plan: _Plan, cap):
-    """The chunk's logits in float32 (same matmul in both passes): (capped, tanh(x/cap), raw)."""
+def _carry(w: jax.Array) -> jax.Array | None:
+    """What a chunk loop carries for the weight: itself for 16-bit floats, else nothing.
+
+    XLA:CPU upcasts a bf16/f16 matrix it slices inside a loop, and hoists that upcast
+    out of the loop: a float32 copy of the whole ``[V, D]`` weight. Passing the weight
+    through the loop behind an optimization barrier (see :func:`_loop_weight`) keeps the
+    upcast per chunk; other dtypes are read from the closure (carrying them would copy).
+    """
+    return w if w.dtype.itemsize == 2 else None
+
+
+def _loop_weight(w: jax.Array, carried: jax.Array | None) -> jax.Array:
+    return w if carried is None else jax.lax.optimization_barrier(carried)
+
+
+def _logits(h, w, bias, j, plan: _Plan):
+    """The chunk's raw logits ``h @ W_j.T + b_j`` in float32: the same matmul in both passes."""
     ct = _checks.compute_dtype(h.dtype)
-    wj = jax.lax.dynamic_slice_in_dim(w, plan.start(j), plan.size)
-    x = jax.lax.dot_general(h, wj, _CONTRACT_D, preferred_element_type=ct)
+    x = jax.lax.dot_general(
+        h, jax.lax.dynamic_slice_in_dim(w, plan.start(j), plan.size), _CONTRACT_D, preferred_element_type=ct
+    )
     b = plan.chunk_bias(bias, j, ct)
-    if b is not None:
-        x = x + b[None, :]
+    return x if b is None else x + b[None, :]
+
+
+def _capped(x, cap):
+    """(soft-capped logits, tanh(x/cap)); the identity without a cap."""
     if cap is None:
-        return x, None, x
+        return x, None
     th = jnp.tanh(x / cap)
     # Soft-capping c*tanh(x/c) keeps an impossible entry (-inf) impossible.
-    return jnp.where(x > -jnp.inf, cap * th, x), th, x
+    return jnp.where(x > -jnp.inf, cap * th, x), th
 
 
 def _local_targets(y, j, plan: _Plan):
@@ -81,6 +100,50 @@ def _local_targets(y, j, plan: _Plan):
     return jnp.where(mine, col, plan.size)
 
 
+def _chunk_grad(raw, col, lse, g_lse, g_smooth, g_target, cap):
+    """d loss / d raw logits of a chunk ``[rows, size]``, and the chunk's d loss / d cap.
+
+    ``col`` ``[rows, 1]`` is each row's target column in the chunk (``size``: none);
+    ``lse``, ``g_lse``, ``g_smooth`` are ``[rows, 1]``, ``g_target`` ``[rows]``.
+    """
+
+    def entries(raw, target_term):
+        x, th = _capped(raw, cap)
+        finite = x > -jnp.inf
+        # d lse / dx = softmax; d target / dx = one-hot; d sum(x) / dx = 1 on finite entries.
+        d = g_lse * jnp.exp(x - lse)
+        if g_smooth is not None:
+            d = d + jnp.where(finite, g_smooth, 0)
+        d = d + target_term
+        if th is None:
+            return d, None
+        # d/dx c*tanh(x/c) = 1 - tanh^2;  d/dc c*tanh(x/c) = tanh - (x/c)(1 - tanh^2).
+        dcap = jnp.where(finite, d * (th - jnp.where(finite, raw, 0) / cap * (1 - th * th)), 0)
+        return d * (1 - th * th), dcap
+
+    d, dcap = entries(raw, 0)
+    # The target entries, recomputed from their logits and written in place in float32
+    # (no [rows, size] one-hot select, and the softmax pass stays one fused loop).
+    raw_t = jnp.take_along_axis(raw, col, axis=-1, mode="fill", fill_value=0)
+    d_t, dcap_t = entries(raw_t, g_target[:, None])
+    d = jnp.put_along_axis(d, col, d_t, axis=-1, inplace=False, mode="drop")
+    if dcap is None:
+        return d, None
+    # The target entries' d/dcap, swapped for their value with the target term.
+    swap = jnp.where(col < raw.shape[-1], dcap_t - entries(raw_t, 0)[1], 0)
+    return d, jnp.sum(dcap) + jnp.sum(swap)
+
+
+def _lse(m, s):
+    # logsumexp = m + log(sum(exp(x - m))); -inf when every entry is impossible.
+    return jnp.where(s > 0, m + jnp.log(jnp.where(s > 0, s, 1)), -jnp.inf)
+
+
+def _remaining(bias, vocab, ct):
+    """How many vocabulary entries get smoothing mass: those without a -inf bias."""
+    return jnp.asarray(vocab if bias is None else jnp.sum(bias > -jnp.inf), ct)
+
+
 def _stats_fwd(cfg, h, w, bias, y, cap):
     smooth, chunk_size = cfg
     ct = _checks.compute_dtype(h.dtype)
@@ -89,35 +152,28 @@ def _stats_fwd(cfg, h, w, bias, y, cap):
     tiny = jnp.finfo(ct).min
 
     def body(j, carry):
-        m, s, target, sx = carry
-        x, _, _ = _logits(h, w, bias, j, plan, cap)
+        m, s, target, sx, carried = carry
+        wl = _loop_weight(w, carried)
+        x, _ = _capped(_logits(h, wl, bias, j, plan), cap)
         # Online logsumexp: rescale the running sum to the new running max.
         m_new = jnp.maximum(jnp.maximum(m, jnp.max(x, axis=-1)), tiny)
         s = s * jnp.exp(m - m_new) + jnp.sum(jnp.exp(x - m_new[:, None]), axis=-1)
         col = _local_targets(y, j, plan)
         picked = jnp.take_along_axis(x, col[:, None], axis=-1, mode="fill", fill_value=0)[:, 0]
         target = target + jnp.where(col < plan.size, picked, 0)
-        if smooth and cap is not None:
+        if smooth:
             sx = sx + jnp.sum(jnp.where(x > -jnp.inf, x, 0), axis=-1)
-        return m_new, s, target, sx
+        return m_new, s, target, sx, None if carried is None else wl
 
-    init = (jnp.full((n,), -jnp.inf, ct), jnp.zeros((n,), ct), jnp.zeros((n,), ct), jnp.zeros((n,), ct))
-    m, s, target, sx = jax.lax.fori_loop(0, plan.count, body, init)
-    # logsumexp = m + log(sum(exp(x - m))); -inf when every entry is impossible.
-    lse = jnp.where(s > 0, m + jnp.log(jnp.where(s > 0, s, 1)), -jnp.inf)
-    finite = None if bias is None else bias > -jnp.inf
-    smooth_dot = smooth_mass = remaining = None
+    zeros = jnp.zeros((n,), ct)
+    m, s, target, sx, _ = jax.lax.fori_loop(
+        0, plan.count, body, (jnp.full((n,), -jnp.inf, ct), zeros, zeros, zeros, _carry(w))
+    )
+    lse = _lse(m, s)
+    stats = _Stats(lse=lse, target=target)
     if smooth:
-        remaining = jnp.full((n,), w.shape[0] if finite is None else jnp.sum(finite), ct)
-        smooth_mass = remaining
-        if cap is None:
-            # sum_{c in R} x_c = h . (sum_{c in R} W_c) + sum_{c in R} b_c: one matrix-vector product.
-            w_sum = jnp.sum(w.astype(ct) if finite is None else jnp.where(finite[:, None], w.astype(ct), 0), axis=0)
-            sx = h.astype(ct) @ w_sum
-            if bias is not None:
-                sx = sx + jnp.sum(jnp.where(finite, bias.astype(ct), 0))
-        smooth_dot = sx
-    stats = _Stats(lse=lse, target=target, smooth_dot=smooth_dot, smooth_mass=smooth_mass, remaining=remaining)
+        remaining = jnp.broadcast_to(_remaining(bias, w.shape[0], ct), (n,))
+        stats = stats._replace(smooth_dot=sx, smooth_mass=remaining, remaining=remaining)
     return stats, (h, w, bias, y, cap, lse)
 
 
@@ -127,52 +183,36 @@ def _stats_bwd(cfg, res, g):
     ct = _checks.compute_dtype(h.dtype)
     plan = _Plan(w.shape[0], h.shape[0], chunk_size)
     lse = jnp.where(lse > -jnp.inf, lse, 0)[:, None]
-    g_lse, g_target = g.lse[:, None], g.target
     g_smooth = g.smooth_dot[:, None] if smooth else None
 
     def body(j, carry):
-        dh, dw, db, dcap = carry
-        x, th, raw = _logits(h, w, bias, j, plan, cap)
-        finite = x > -jnp.inf
-        # d lse / dx = softmax; d target / dx = one-hot; d sum(x) / dx = 1 on finite entries.
-        d = g_lse * jnp.exp(x - lse)
-        if g_smooth is not None:
-            d = d + jnp.where(finite, g_smooth, 0)
-        # The target entries, written in place in float32 (no [N, chunk] one-hot select).
+        dh, dw, db, dcap, carried = carry
+        wl = _loop_weight(w, carried)
         col = _local_targets(y, j, plan)[:, None]
-        d = jnp.put_along_axis(
-            d,
-            col,
-            jnp.take_along_axis(d, col, axis=-1, mode="fill", fill_value=0) + g_target[:, None],
-            axis=-1,
-            inplace=False,
-            mode="drop",
-        )
-        if th is not None:
-            # d/dx c*tanh(x/c) = 1 - tanh^2;  d/dc c*tanh(x/c) = tanh - (x/c)(1 - tanh^2).
-            raw = jnp.where(finite, raw, 0)
-            dcap = dcap + jnp.sum(jnp.where(finite, d * (th - raw / cap * (1 - th * th)), 0))
-            d = d * (1 - th * th)
+        d, dcap_j = _chunk_grad(_logits(h, wl, bias, j, plan), col, lse, g.lse[:, None], g_smooth, g.target, cap)
+        if dcap is not None:
+            dcap = dcap + dcap_j
         start = plan.start(j)
-        wj = jax.lax.dynamic_slice_in_dim(w, start, plan.size)
+        wj = jax.lax.dynamic_slice_in_dim(wl, start, plan.size)
         dl = d.astype(h.dtype)  # matmul operands in the input dtype, float32 accumulation
         dh = dh + jax.lax.dot_general(dl, wj, _CONTRACT_CHUNK, preferred_element_type=ct)
         dwj = jax.lax.dot_general(dl, h, _CONTRACT_N, preferred_element_type=ct)
         # Entries of an overlapping last chunk that were seen before have d = 0: adding keeps them.
-        old = jax.lax.dynamic_slice_in_dim(dw, start, plan.size)
-        dw = jax.lax.dynamic_update_slice_in_dim(dw, (old.astype(ct) + dwj).astype(dw.dtype), start, 0)
+        old = jax.lax.dynamic_slice_in_dim(dw, start, plan.size).astype(ct) if plan.overlap else 0
+        dw = jax.lax.dynamic_update_slice_in_dim(dw, (old + dwj).astype(dw.dtype), start, 0)
         if db is not None:
             old_b = jax.lax.dynamic_slice_in_dim(db, start, plan.size)
             db = jax.lax.dynamic_update_slice_in_dim(db, old_b + jnp.sum(d, axis=0).astype(db.dtype), start, 0)
-        return dh, dw, db, dcap
+        return dh, dw, db, dcap, None if carried is None else wl
 
     init = (
         jnp.zeros(h.shape, ct),
         jnp.zeros(w.shape, w.dtype),
         None if bias is None else jnp.zeros(bias.shape, ct),
         None if cap is None else jnp.zeros((), ct),
+        _carry(w),
     )
-    dh, dw, db, dcap = jax.lax.fori_loop(0, plan.count, body, init)
+    dh, dw, db, dcap, _ = jax.lax.fori_loop(0, plan.count, body, init)
     return dh.astype(h.dtype), dw, None if db is None else db.astype(bias.dtype), None, dcap
 
 

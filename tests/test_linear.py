@@ -262,3 +262,12 @@ def test_memory_is_bounded_by_the_chunk_not_by_n_times_v():
     # An explicit chunk bounds the transient: two [N, chunk] float32 blocks and the [N, D] accumulator.
     chunked = _temp(4096, 512, 32000, lambda h, w, y: jaxent.linear_cross_entropy(h, w, y, chunk_size=512))
     assert chunked <= 2 * 4096 * 512 * 4 + 4096 * 512 * 4 + 1e6
+
+
+def test_bfloat16_memory_does_not_grow_with_the_vocabulary():
+    # XLA:CPU would hoist a float32 copy of a sliced bf16 weight out of the chunk loop.
+    fused = lambda h, w, y: jaxent.linear_cross_entropy(h, w, y)
+    small = _temp(1024, 256, 32000, fused, jnp.bfloat16)
+    large = _temp(1024, 256, 256000, fused, jnp.bfloat16)
+    assert large <= small + 1e6
+    assert large < 256000 * 256 * 2  # below even one bf16 copy of the weight
