@@ -35,52 +35,43 @@ _CONTRACT_N = (((0,), (0,)), ((), ()))  # [N, chunk] x [N, D] -> [chunk, D]
 
 
 class _Plan:
-    """How the vocabulary is cut: ``count`` chunks of ``size`` entries; the last one is
-    moved back to end at V, and its first entries (seen by the previous chunk) are masked."""
+    """How the vocabulary is cut: ``count`` chunks of ``size`` entries, then a ``tail``
+    chunk of the ``V - count * size`` remaining entries (none when ``size`` divides V)."""
 
     def __init__(self, vocab: int, tokens: int, chunk_size: int | None):
-        target = chunk_size or max(_CHUNK_ELEMENTS // max(tokens, 1), _MIN_CHUNK)
-        self.count = -(-vocab // min(target, vocab))
-        self.size = -(-vocab // self.count)  # equal chunks: at most count - 1 entries seen twice
-        self.vocab = vocab
-        self.overlap = self.count * self.size - vocab
+        target = min(chunk_size or max(_CHUNK_ELEMENTS // max(tokens, 1), _MIN_CHUNK), vocab)
+        # Prefer a chunk that divides V (down to half the target): one compiled chunk shape.
+        self.size = next((c for c in range(target, (target - 1) // 2, -1) if vocab % c == 0), target)
+        self.count, self.tail = divmod(vocab, self.size)
 
-    def start(self, j: jax.Array) -> jax.Array:
-        return jnp.minimum(j * self.size, self.vocab - self.size)
+    def fold(self, step, w: jax.Array, carry):
+        """``carry = step(start, size, w, carry)`` over the chunks, the tail included.
 
-    def chunk_bias(self, bias: jax.Array | None, j: jax.Array, ct: Any) -> jax.Array | None:
-        """The chunk's bias in float32, with -inf on entries the previous chunk already covered."""
-        start = self.start(j)
-        b = None if bias is None else jax.lax.dynamic_slice_in_dim(bias, start, self.size).astype(ct)
-        if not self.overlap:
-            return b
-        seen = start + jnp.arange(self.size) < j * self.size
-        return jnp.where(seen, -jnp.inf, 0 if b is None else b)
+        For 16-bit weights the loop carries ``w`` behind an optimization barrier: XLA:CPU
+        upcasts a bf16/f16 matrix it slices inside a loop and would hoist that upcast out
+        of the loop, a float32 copy of the whole ``[V, D]`` weight. Other dtypes are read
+        from the closure (carrying them would copy them).
+        """
+        carried = w.dtype.itemsize == 2
 
+        def body(j, c):
+            c, wc = c
+            wl = jax.lax.optimization_barrier(wc) if carried else w
+            return step(j * self.size, self.size, wl, c), wl if carried else None
 
-def _carry(w: jax.Array) -> jax.Array | None:
-    """What a chunk loop carries for the weight: itself for 16-bit floats, else nothing.
-
-    XLA:CPU upcasts a bf16/f16 matrix it slices inside a loop, and hoists that upcast
-    out of the loop: a float32 copy of the whole ``[V, D]`` weight. Passing the weight
-    through the loop behind an optimization barrier (see :func:`_loop_weight`) keeps the
-    upcast per chunk; other dtypes are read from the closure (carrying them would copy).
-    """
-    return w if w.dtype.itemsize == 2 else None
+        carry, wc = jax.lax.fori_loop(0, self.count, body, (carry, w if carried else None))
+        if self.tail:
+            carry = step(self.count * self.size, self.tail, jax.lax.optimization_barrier(wc) if carried else w, carry)
+        return carry
 
 
-def _loop_weight(w: jax.Array, carried: jax.Array | None) -> jax.Array:
-    return w if carried is None else jax.lax.optimization_barrier(carried)
-
-
-def _logits(h, w, bias, j, plan: _Plan):
-    """The chunk's raw logits ``h @ W_j.T + b_j`` in float32: the same matmul in both passes."""
+def _logits(h, w, bias, start, size):
+    """Raw logits ``h @ W[start:start+size].T + b`` in float32: the same matmul in both passes."""
     ct = _checks.compute_dtype(h.dtype)
-    x = jax.lax.dot_general(
-        h, jax.lax.dynamic_slice_in_dim(w, plan.start(j), plan.size), _CONTRACT_D, preferred_element_type=ct
-    )
-    b = plan.chunk_bias(bias, j, ct)
-    return x if b is None else x + b[None, :]
+    x = jax.lax.dot_general(h, jax.lax.dynamic_slice_in_dim(w, start, size), _CONTRACT_D, preferred_element_type=ct)
+    if bias is None:
+        return x
+    return x + jax.lax.dynamic_slice_in_dim(bias, start, size).astype(ct)[None, :]
 
 
 def _capped(x, cap):
@@ -92,12 +83,10 @@ def _capped(x, cap):
     return jnp.where(x > -jnp.inf, cap * th, x), th
 
 
-def _local_targets(y, j, plan: _Plan):
-    """Column of each token's target within chunk j, or ``plan.size`` (dropped) if not in it."""
-    start = plan.start(j)
+def _local_targets(y, start, size):
+    """Column ``[N, 1]`` of each token's target within the chunk, or ``size`` (dropped) if not in it."""
     col = y - start
-    mine = (y >= j * plan.size) & (col < plan.size)  # not in an earlier chunk, not past this one
-    return jnp.where(mine, col, plan.size)
+    return jnp.where((col >= 0) & (col < size), col, size)[:, None]
 
 
 def _chunk_grad(raw, col, lse, g_lse, g_smooth, g_target, cap):
@@ -148,27 +137,23 @@ def _stats_fwd(cfg, h, w, bias, y, cap):
     smooth, chunk_size = cfg
     ct = _checks.compute_dtype(h.dtype)
     n = h.shape[0]
-    plan = _Plan(w.shape[0], n, chunk_size)
     tiny = jnp.finfo(ct).min
 
-    def body(j, carry):
-        m, s, target, sx, carried = carry
-        wl = _loop_weight(w, carried)
-        x, _ = _capped(_logits(h, wl, bias, j, plan), cap)
+    def step(start, size, w, carry):
+        m, s, target, sx = carry
+        x, _ = _capped(_logits(h, w, bias, start, size), cap)
         # Online logsumexp: rescale the running sum to the new running max.
         m_new = jnp.maximum(jnp.maximum(m, jnp.max(x, axis=-1)), tiny)
         s = s * jnp.exp(m - m_new) + jnp.sum(jnp.exp(x - m_new[:, None]), axis=-1)
-        col = _local_targets(y, j, plan)
-        picked = jnp.take_along_axis(x, col[:, None], axis=-1, mode="fill", fill_value=0)[:, 0]
-        target = target + jnp.where(col < plan.size, picked, 0)
+        col = _local_targets(y, start, size)
+        target = target + jnp.take_along_axis(x, col, axis=-1, mode="fill", fill_value=0)[:, 0]
         if smooth:
             sx = sx + jnp.sum(jnp.where(x > -jnp.inf, x, 0), axis=-1)
-        return m_new, s, target, sx, None if carried is None else wl
+        return m_new, s, target, sx
 
     zeros = jnp.zeros((n,), ct)
-    m, s, target, sx, _ = jax.lax.fori_loop(
-        0, plan.count, body, (jnp.full((n,), -jnp.inf, ct), zeros, zeros, zeros, _carry(w))
-    )
+    plan = _Plan(w.shape[0], n, chunk_size)
+    m, s, target, sx = plan.fold(step, w, (jnp.full((n,), -jnp.inf, ct), zeros, zeros, zeros))
     lse = _lse(m, s)
     stats = _Stats(lse=lse, target=target)
     if smooth:
@@ -181,39 +166,31 @@ def _stats_bwd(cfg, res, g):
     smooth, chunk_size = cfg
     h, w, bias, y, cap, lse = res
     ct = _checks.compute_dtype(h.dtype)
-    plan = _Plan(w.shape[0], h.shape[0], chunk_size)
     lse = jnp.where(lse > -jnp.inf, lse, 0)[:, None]
     g_smooth = g.smooth_dot[:, None] if smooth else None
 
-    def body(j, carry):
-        dh, dw, db, dcap, carried = carry
-        wl = _loop_weight(w, carried)
-        col = _local_targets(y, j, plan)[:, None]
-        d, dcap_j = _chunk_grad(_logits(h, wl, bias, j, plan), col, lse, g.lse[:, None], g_smooth, g.target, cap)
-        if dcap is not None:
-            dcap = dcap + dcap_j
-        start = plan.start(j)
-        wj = jax.lax.dynamic_slice_in_dim(wl, start, plan.size)
+    def step(start, size, w, carry):
+        dh, dw, db, dcap = carry
+        raw = _logits(h, w, bias, start, size)
+        d, dcap_j = _chunk_grad(raw, _local_targets(y, start, size), lse, g.lse[:, None], g_smooth, g.target, cap)
         dl = d.astype(h.dtype)  # matmul operands in the input dtype, float32 accumulation
+        wj = jax.lax.dynamic_slice_in_dim(w, start, size)
         dh = dh + jax.lax.dot_general(dl, wj, _CONTRACT_CHUNK, preferred_element_type=ct)
+        # The chunk's rows of d weight are complete after one matmul over all tokens.
         dwj = jax.lax.dot_general(dl, h, _CONTRACT_N, preferred_element_type=ct)
-        # Entries of an overlapping last chunk that were seen before have d = 0: adding keeps them.
-        old = jax.lax.dynamic_slice_in_dim(dw, start, plan.size).astype(ct) if plan.overlap else 0
-        dw = jax.lax.dynamic_update_slice_in_dim(dw, (old + dwj).astype(dw.dtype), start, 0)
+        dw = jax.lax.dynamic_update_slice_in_dim(dw, dwj.astype(dw.dtype), start, 0)
         if db is not None:
-            old_b = jax.lax.dynamic_slice_in_dim(db, start, plan.size)
-            db = jax.lax.dynamic_update_slice_in_dim(db, old_b + jnp.sum(d, axis=0).astype(db.dtype), start, 0)
-        return dh, dw, db, dcap, None if carried is None else wl
+            db = jax.lax.dynamic_update_slice_in_dim(db, jnp.sum(d, axis=0).astype(db.dtype), start, 0)
+        return dh, dw, db, None if dcap is None else dcap + dcap_j
 
     init = (
         jnp.zeros(h.shape, ct),
         jnp.zeros(w.shape, w.dtype),
-        None if bias is None else jnp.zeros(bias.shape, ct),
+        None if bias is None else jnp.zeros(bias.shape, bias.dtype),
         None if cap is None else jnp.zeros((), ct),
-        _carry(w),
     )
-    dh, dw, db, dcap, _ = jax.lax.fori_loop(0, plan.count, body, init)
-    return dh.astype(h.dtype), dw, None if db is None else db.astype(bias.dtype), None, dcap
+    dh, dw, db, dcap = _Plan(w.shape[0], h.shape[0], chunk_size).fold(step, w, init)
+    return dh.astype(h.dtype), dw, db, None, dcap
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
