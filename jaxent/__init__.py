@@ -20,8 +20,11 @@ from jaxent._margin import MultiMarginLoss as MultiMarginLoss
 from jaxent._margin import hinge_loss as hinge_loss
 from jaxent._margin import multi_margin_loss as multi_margin_loss
 from jaxent._margin import multiclass_hinge_loss as multiclass_hinge_loss
+from jaxent._reduction import mean_denominator as mean_denominator
 from jaxent._regression import MSELoss as MSELoss
 from jaxent._regression import mse_loss as mse_loss
+from jaxent._sharded import sharded_cross_entropy as sharded_cross_entropy
+from jaxent._sharded import sharded_linear_cross_entropy as sharded_linear_cross_entropy
 from jaxent._softmax import CrossEntropyLoss as CrossEntropyLoss
 from jaxent._softmax import NLLLoss as NLLLoss
 from jaxent._softmax import cross_entropy as cross_entropy
@@ -50,10 +53,13 @@ __all__ = [
     "hinge_loss",
     "kl_divergence",
     "linear_cross_entropy",
+    "mean_denominator",
     "mse_loss",
     "multi_margin_loss",
     "multiclass_hinge_loss",
     "nll_loss",
     "poly1_cross_entropy",
+    "sharded_cross_entropy",
+    "sharded_linear_cross_entropy",
     "sigmoid_focal_loss",
 ]

@@ -323,7 +323,7 @@ def binary_cross_entropy(
     p, y, mask = _elementwise(fn, probs, targets, where, "probs")
     w = _checks.elementwise_weight(fn, "weight", weight, p.shape, p.dtype, x_name="probs")
     bad = ~((p >= 0) & (p <= 1))  # NaN is bad too
-    first_bad = jnp.ravel(p)[jnp.argmax(jnp.ravel(bad))] if p.size else jnp.zeros((), p.dtype)
+    first_bad = _checks.offending_value(p, bad)
     checkify.debug_check(
         ~jnp.any(bad), f"{fn}: probs must lie in [0, 1], got {{}}; pass probabilities, not logits.", first_bad
     )

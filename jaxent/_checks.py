@@ -244,6 +244,13 @@ def class_layout(
     )
 
 
+def offending_value(values: jax.Array, bad: jax.Array) -> jax.Array:
+    """One entry of ``values`` where ``bad`` holds, for an error message: the largest (NaN
+    if any is NaN). A reduction, not an indexing, so that it works on sharded arrays."""
+    lowest = -jnp.inf if jnp.issubdtype(values.dtype, jnp.floating) else jnp.iinfo(values.dtype).min
+    return jnp.max(jnp.where(bad, values, jnp.asarray(lowest, values.dtype)), initial=lowest)
+
+
 def check_ignore_index(fn: str, ignore_index: Any) -> None:
     if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
         raise TypeError(
@@ -252,11 +259,15 @@ def check_ignore_index(fn: str, ignore_index: Any) -> None:
         )
 
 
-def kept_examples(lay: Layout, ignore_index: int | None) -> jax.Array:
-    """Examples that count: not masked by ``where``, not ``ignore_index``, some class left."""
+def kept_examples(lay: Layout, ignore_index: int | None, axis_name: Any = None) -> jax.Array:
+    """Examples that count: not masked by ``where``, not ``ignore_index``, some class left
+    (on any device, when the classes are sharded over the mesh axis ``axis_name``)."""
     kept = jnp.ones(lay.batch_shape, bool) if lay.example_mask is None else lay.example_mask
     if lay.class_mask is not None:
-        kept = kept & jnp.any(lay.class_mask, axis=-1)
+        some = jnp.any(lay.class_mask, axis=-1)
+        if axis_name is not None:
+            some = jax.lax.psum(some.astype(jnp.int32), axis_name) > 0
+        kept = kept & some
     if lay.integer_targets and ignore_index is not None:
         kept = kept & (lay.targets != ignore_index)
     return kept
@@ -285,7 +296,7 @@ def checked_labels(
     """
     in_range = (y >= 0) & (y < num_classes)
     bad = kept & ~in_range
-    first_bad = jnp.ravel(y)[jnp.argmax(jnp.ravel(bad))] if y.size else jnp.zeros((), y.dtype)
+    first_bad = offending_value(y, bad)
     checkify.debug_check(
         ~jnp.any(bad),
         f"{fn}: targets contain the label {{}}, outside [0, {num_classes})"
@@ -326,7 +337,7 @@ def check_allowed_values(
         if np.any(bad_np):
             raise ValueError(message.replace("{}", repr(v[bad_np].ravel()[0].item())))
         return bad
-    first_bad = jnp.ravel(values)[jnp.argmax(jnp.ravel(bad))] if values.size else jnp.zeros((), values.dtype)
+    first_bad = offending_value(values, bad)
     # checkify formats the message: braces that are text are doubled.
     escaped = message.replace("{", "{{").replace("}", "}}").replace("{{}}", "{}")
     checkify.debug_check(~jnp.any(bad), escaped, first_bad)

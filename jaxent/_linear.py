@@ -22,7 +22,7 @@ import numpy as np
 
 from jaxent import _checks, _reduction
 from jaxent._objects import LossObject, static_field
-from jaxent._softmax import _Stats, softmax_losses, softmax_options
+from jaxent._softmax import _Stats, put_last, sharded_labels, softmax_losses, softmax_options
 
 # Default chunk: about 2**22 float32 logits (16 MiB) per vocabulary chunk, and never
 # fewer than 256 vocabulary entries, so that the matmuls stay large.
@@ -115,7 +115,7 @@ def _chunk_grad(raw, col, lse, g_lse, g_smooth, g_target, cap):
     # (no [rows, size] one-hot select, and the softmax pass stays one fused loop).
     raw_t = jnp.take_along_axis(raw, col, axis=-1, mode="fill", fill_value=0)
     d_t, dcap_t = entries(raw_t, g_target[:, None])
-    d = jnp.put_along_axis(d, col, d_t, axis=-1, inplace=False, mode="drop")
+    d = put_last(d, col, d_t)
     if dcap is None:
         return d, None
     # The target entries' d/dcap, swapped for their value with the target term.
@@ -134,7 +134,7 @@ def _remaining(bias, vocab, ct):
 
 
 def _stats_fwd(cfg, h, w, bias, y, cap):
-    smooth, chunk_size = cfg
+    smooth, chunk_size, axis_name = cfg
     ct = _checks.compute_dtype(h.dtype)
     n = h.shape[0]
     tiny = jnp.finfo(ct).min
@@ -153,17 +153,24 @@ def _stats_fwd(cfg, h, w, bias, y, cap):
 
     zeros = jnp.zeros((n,), ct)
     plan = _Plan(w.shape[0], n, chunk_size)
-    m, s, target, sx = plan.fold(step, w, (jnp.full((n,), -jnp.inf, ct), zeros, zeros, zeros))
+    init = _reduction.vary_like((jnp.full((n,), -jnp.inf, ct), zeros, zeros, zeros), h, w, bias, y, cap)
+    m, s, target, sx = plan.fold(step, w, init)
+    remaining = jnp.broadcast_to(_remaining(bias, w.shape[0], ct), (n,))
+    if axis_name is not None:
+        # Vocabulary sharded over devices: a pmax of the row maxima, then one packed psum
+        # of the rescaled sums, the target logit (held by one device) and the smoothing sums.
+        m_all = jax.lax.pmax(m, axis_name)
+        s, target, sx, remaining = jax.lax.psum(jnp.stack([s * jnp.exp(m - m_all), target, sx, remaining]), axis_name)
+        m = m_all
     lse = _lse(m, s)
     stats = _Stats(lse=lse, target=target)
     if smooth:
-        remaining = jnp.broadcast_to(_remaining(bias, w.shape[0], ct), (n,))
         stats = stats._replace(smooth_dot=sx, smooth_mass=remaining, remaining=remaining)
     return stats, (h, w, bias, y, cap, lse)
 
 
 def _stats_bwd(cfg, res, g):
-    smooth, chunk_size = cfg
+    smooth, chunk_size, _ = cfg
     h, w, bias, y, cap, lse = res
     ct = _checks.compute_dtype(h.dtype)
     lse = jnp.where(lse > -jnp.inf, lse, 0)[:, None]
@@ -177,20 +184,25 @@ def _stats_bwd(cfg, res, g):
         wj = jax.lax.dynamic_slice_in_dim(w, start, size)
         dh = dh + jax.lax.dot_general(dl, wj, _CONTRACT_CHUNK, preferred_element_type=ct)
         # The chunk's rows of d weight are complete after one matmul over all tokens.
-        dwj = jax.lax.dot_general(dl, h, _CONTRACT_N, preferred_element_type=ct)
+        dwj = jax.lax.dot_general(dl, h, _CONTRACT_N, preferred_element_type=ct, out_sharding=replicated)
         dw = jax.lax.dynamic_update_slice_in_dim(dw, dwj.astype(dw.dtype), start, 0)
         if db is not None:
             db = jax.lax.dynamic_update_slice_in_dim(db, jnp.sum(d, axis=0).astype(db.dtype), start, 0)
         return dh, dw, db, None if dcap is None else dcap + dcap_j
 
+    replicated = _reduction.replicated_out(h)  # d weight's sharding under explicit sharding
     init = (
         jnp.zeros(h.shape, ct),
-        jnp.zeros(w.shape, w.dtype),
-        None if bias is None else jnp.zeros(bias.shape, bias.dtype),
+        jnp.zeros(w.shape, w.dtype, out_sharding=replicated),
+        None if bias is None else jnp.zeros(bias.shape, bias.dtype, out_sharding=replicated),
         None if cap is None else jnp.zeros((), ct),
     )
+    init = _reduction.vary_like(init, h, w, bias, y, cap, g)
     dh, dw, db, dcap = _Plan(w.shape[0], h.shape[0], chunk_size).fold(step, w, init)
-    return dh.astype(h.dtype), dw, db, None, dcap
+    # The inputs (and the cap) are shared by every device's slice of the vocabulary: one
+    # psum of d inputs over the vocabulary axis (and of d weight over a batch axis).
+    grads = (dh.astype(h.dtype), dw, db, None, dcap)
+    return tuple(map(_reduction.sum_over_devices, grads, (h, w, bias, y, cap)))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
@@ -214,6 +226,7 @@ def linear_cross_entropy(
     where: Any = None,
     reduction: str = "mean",
     chunk_size: int | None = None,
+    axis_name: Any = None,
 ) -> jax.Array:
     r"""Fused ``inputs @ weight.T + bias`` and softmax cross-entropy, without the logits.
 
@@ -242,6 +255,11 @@ def linear_cross_entropy(
       chunk_size: static number of vocabulary entries per chunk. Temporary memory is
         about two ``[N, chunk_size]`` float32 blocks; the default keeps one block near
         16 MiB (and at least 256 entries). V need not be a multiple of it.
+      axis_name: inside ``jax.shard_map``, the mesh axis over which the vocabulary is
+        sharded (Megatron-style): ``weight`` (and ``bias``) hold this device's contiguous
+        ``[V/P, D]`` slice, in device order; ``targets`` stay global ids. Only a ``pmax``
+        and one packed ``psum`` of per-token values cross devices in the forward pass,
+        and one ``psum`` of ``d inputs`` in the backward; ``d weight`` stays sharded.
 
     Returns:
       The loss in float32 (float64 for float64 inputs): shape ``inputs.shape[:-1]`` for
@@ -261,6 +279,39 @@ def linear_cross_entropy(
       >>> bool(jnp.allclose(fused, jaxent.cross_entropy(h @ w.T, y), rtol=1e-6))
       True
     """
+    losses, denominator = linear_parts(
+        inputs,
+        weight,
+        targets,
+        bias=bias,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        logit_softcap=logit_softcap,
+        where=where,
+        reduction=reduction,
+        chunk_size=chunk_size,
+        axis_name=axis_name,
+    )
+    return _reduction.reduce(losses, reduction, denominator)
+
+
+def linear_parts(
+    inputs,
+    weight,
+    targets,
+    *,
+    bias,
+    ignore_index,
+    label_smoothing,
+    z_loss,
+    logit_softcap,
+    where,
+    reduction,
+    chunk_size,
+    axis_name,
+) -> tuple[jax.Array, jax.Array]:
+    """(per-token losses, per-token weights of the "mean" denominator) of :func:`linear_cross_entropy`."""
     fn = "linear_cross_entropy"
     h = _checks.as_array(fn, "inputs", inputs)
     w = _checks.as_array(fn, "weight", weight)
@@ -297,10 +348,12 @@ def linear_cross_entropy(
     kept = jnp.ones((n,), bool) if mask is None else mask.reshape(n)
     if ignore_index is not None:
         kept = kept & (t2 != ignore_index)
-    y, wy = _checks.checked_labels(fn, t2, vocab, kept, ignore_index, None, ct)
-    stats = _linear_stats((opts.smooth, chunk_size), h2, w, b, y, opts.cap)
-    losses = softmax_losses(stats, kept, wy, opts)
-    return _reduction.reduce(losses.reshape(batch), reduction, wy.reshape(batch))
+    if axis_name is None:
+        y, wy = _checks.checked_labels(fn, t2, vocab, kept, ignore_index, None, ct)
+    else:
+        y, wy = sharded_labels(fn, t2, vocab, kept, ignore_index, None, axis_name, ct)
+    stats = _linear_stats((opts.smooth, chunk_size, axis_name), h2, w, b, y, opts.cap)
+    return softmax_losses(stats, kept, wy, opts).reshape(batch), wy.reshape(batch)
 
 
 @jax.tree_util.register_dataclass
@@ -323,3 +376,4 @@ class LinearCrossEntropyLoss(LossObject):
     logit_softcap: Any = None
     reduction: str = static_field("mean")
     chunk_size: int | None = static_field(None)
+    axis_name: str | None = static_field(None)

@@ -139,17 +139,21 @@ def _two_pass_lse(x: jax.Array) -> jax.Array:
 _ONE_PASS_LIMIT = float(np.exp(60.0))
 
 
-def _stats_fwd(smooth, x, cap, mask, labels, probs, weight):
+def _stats_fwd(cfg, x, cap, mask, labels, probs, weight):
+    """``labels`` are indices into this device's classes; ``C`` (= x.shape[-1]) marks a
+    target held by another device when the class axis is sharded over ``axis_name``."""
+    smooth, axis_name = cfg
     ct = _checks.compute_dtype(x.dtype)
     rows = _Rows(x.shape)
     xv = rows.view(x)
     stats: dict[str, jax.Array] = {}
     if labels is not None:
-        idx = labels[..., None]
-        xy, _ = _capped(jnp.take_along_axis(_apart(x), idx, axis=-1, mode="clip")[..., 0], cap)
-        ry = _remaining(xy, None if mask is None else jnp.take_along_axis(mask, idx, axis=-1, mode="clip")[..., 0])
+        take = functools.partial(jnp.take_along_axis, indices=labels[..., None], axis=-1, mode="fill")
+        xy, _ = _capped(take(_apart(x), fill_value=0)[..., 0], cap)
+        ry = _remaining(xy, None if mask is None else take(mask, fill_value=False)[..., 0])
+        ry = ry & (labels < x.shape[-1])
         stats["target"] = jnp.where(ry, xy, -jnp.inf)
-    if mask is None and cap is None and probs is None and not smooth:
+    if axis_name is None and mask is None and cap is None and probs is None and not smooth:
         # Fast path, one pass: shift by the target logit instead of the row max. Any
         # shift at most 60 below the max neither overflows nor loses precision, and
         # s = sum(exp(x - x_y)) >= 1 says so: s <= e^60 implies max - x_y <= 60. Only a
@@ -161,6 +165,8 @@ def _stats_fwd(smooth, x, cap, mask, labels, probs, weight):
 
     mv = None if mask is None else rows.view(mask)
     m = rows.combine(_row_max(xv, mv), jnp.max).astype(ct)
+    if axis_name is not None:
+        m = jax.lax.pmax(m, axis_name)  # one collective: the global row max
     if cap is not None:
         # tanh is increasing: the max of the capped logits is the capped max.
         m = cap * jnp.tanh(m / cap)
@@ -183,6 +189,16 @@ def _stats_fwd(smooth, x, cap, mask, labels, probs, weight):
         if w is not None:
             terms["smooth_mass"] = jnp.where(r, w, 0)
     sums = {name: rows.combine(v, jnp.sum) for name, v in zip(terms, _row_sums(*terms.values()))}
+    if axis_name is not None:
+        # The other collective: every per-example sum, and the target logit (held by one
+        # device), packed into a single psum.
+        if labels is not None:
+            sums.update(target=jnp.where(ry, xy, 0), present=ry.astype(ct))
+        packed = jax.lax.psum(jnp.stack(list(sums.values())), axis_name)
+        sums = dict(zip(sums, packed))
+        if labels is not None:
+            present = sums.pop("present")
+            stats["target"] = jnp.where(present > 0, sums.pop("target"), -jnp.inf)
     s = sums.pop("s")
     if smooth and w is None:
         sums["smooth_mass"] = sums["remaining"]
@@ -190,6 +206,23 @@ def _stats_fwd(smooth, x, cap, mask, labels, probs, weight):
         del sums["remaining"]
     lse = _lse(m, s)
     return _Stats(lse=lse, **stats, **sums), (x, cap, mask, labels, probs, weight, lse)
+
+
+def put_last(arr: jax.Array, idx: jax.Array, values: jax.Array) -> jax.Array:
+    """``jnp.put_along_axis(arr, idx, values, axis=-1)`` for ``idx``/``values`` ``[..., 1]``,
+    out-of-range indices dropped: one scatter with batch dimensions, which (unlike
+    ``put_along_axis``) also works on arrays with sharding in their types."""
+    nb = arr.ndim - 1
+    dnums = jax.lax.ScatterDimensionNumbers(
+        update_window_dims=(),
+        inserted_window_dims=(nb,),
+        scatter_dims_to_operand_dims=(nb,),
+        operand_batching_dims=tuple(range(nb)),
+        scatter_indices_batching_dims=tuple(range(nb)),
+    )
+    return jax.lax.scatter(
+        arr, idx, values[..., 0], dnums, mode=jax.lax.GatherScatterMode.FILL_OR_DROP, unique_indices=True
+    )
 
 
 def _apart(x: jax.Array) -> jax.Array:
@@ -230,7 +263,8 @@ def _dlogits(smooth, g, lse, x, cap, mask, weight, probs, target):
     return d * (1 - th * th), dcap, r
 
 
-def _stats_bwd(smooth, res, g):
+def _stats_bwd(cfg, res, g):
+    smooth, _ = cfg
     x, cap, mask, labels, probs, weight, lse = res
     ct = _checks.compute_dtype(x.dtype)
     x = _apart(x)
@@ -251,11 +285,11 @@ def _stats_bwd(smooth, res, g):
         wy = None if weight is None or not smooth else weight[labels][..., None]
         my = None if mask is None else take(mask)
         dy, dcap_y, _ = _dlogits(smooth, g, lse, take(x), cap, my, wy, None, True)
-        dx = jnp.put_along_axis(dx, idx, dy.astype(x.dtype), axis=-1, inplace=False)
+        dx = put_last(dx, idx, dy.astype(x.dtype))
         if dcap is not None:
             # Swap each target entry's d/dcap for its value with the target term.
             dcap_y = dcap_y - _dlogits(smooth, g, lse, take(x), cap, my, wy, None, None)[1]
-            dcap = jnp.sum(dcap) + jnp.sum(dcap_y)
+            dcap = jnp.sum(dcap) + jnp.sum(jnp.where(idx < x.shape[-1], dcap_y, 0))
     if dcap is not None and dcap.ndim:
         dcap = jnp.sum(dcap)
     dprobs = dweight = None
@@ -273,12 +307,13 @@ def _stats_bwd(smooth, res, g):
         dweight = ds if dweight is None else dweight + ds
     if weight is not None and dweight is None:
         dweight = jnp.zeros_like(weight)
-    return dx, dcap, None, None, dprobs, dweight
+    primals = (res[0], cap, mask, labels, probs, weight)
+    return tuple(map(_reduction.sum_over_devices, (dx, dcap, None, None, dprobs, dweight), primals))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _softmax_stats(smooth, x, cap, mask, labels, probs, weight) -> _Stats:
-    return _stats_fwd(smooth, x, cap, mask, labels, probs, weight)[0]
+def _softmax_stats(cfg, x, cap, mask, labels, probs, weight) -> _Stats:
+    return _stats_fwd(cfg, x, cap, mask, labels, probs, weight)[0]
 
 
 _softmax_stats.defvjp(_stats_fwd, _stats_bwd)
@@ -369,6 +404,7 @@ def cross_entropy(
     logit_softcap: Any = None,
     where: Any = None,
     reduction: str = "mean",
+    axis_name: Any = None,
 ) -> jax.Array:
     r"""Softmax cross-entropy with PyTorch's options, safe at ``-inf`` and in bfloat16.
 
@@ -405,6 +441,13 @@ def cross_entropy(
         (drops classes exactly as if they were removed from logits and targets; a row
         with every class dropped is a dropped example).
       reduction: ``"none"`` (batch shape), ``"sum"`` or ``"mean"`` (scalars).
+      axis_name: inside ``jax.shard_map``, the mesh axis over which the class axis is
+        sharded (each device holds a contiguous slice, in device order; ``weight`` and a
+        class ``where`` are sliced alike, integer targets stay global ids). Only a
+        ``pmax`` and one packed ``psum`` of per-example values cross devices; the
+        gradient stays sharded. "sum"/"mean" reduce the device's own examples: see
+        :func:`jaxent.mean_denominator` and :func:`jaxent.sharded_cross_entropy` for a
+        mean over a sharded batch.
 
     Returns:
       The loss in float32 (float64 for float64 logits).
@@ -431,6 +474,26 @@ def cross_entropy(
       PyTorch ``torch.nn.functional.cross_entropy``; optax
       ``softmax_cross_entropy_with_integer_labels``; Chowdhery et al., *PaLM* (z-loss).
     """
+    losses, denominator = cross_entropy_parts(
+        logits,
+        targets,
+        axis=axis,
+        weight=weight,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        logit_softcap=logit_softcap,
+        where=where,
+        reduction=reduction,
+        axis_name=axis_name,
+    )
+    return _reduction.reduce(losses, reduction, denominator)
+
+
+def cross_entropy_parts(
+    logits, targets, *, axis, weight, ignore_index, label_smoothing, z_loss, logit_softcap, where, reduction, axis_name
+) -> tuple[jax.Array, jax.Array]:
+    """(per-example losses, per-example weights of the "mean" denominator) of :func:`cross_entropy`."""
     fn = "cross_entropy"
     lay = _checks.class_layout(fn, logits, targets, axis=axis, where=where, weight=weight)
     if not lay.integer_targets and ignore_index is not None and ignore_index >= 0:
@@ -439,14 +502,35 @@ def cross_entropy(
             "probabilities; drop examples with where= instead (or pass ignore_index=None)."
         )
     opts = softmax_options(fn, lay.x.dtype, reduction, ignore_index, label_smoothing, z_loss, logit_softcap)
-    kept = _checks.kept_examples(lay, ignore_index)
-    if lay.integer_targets:
+    kept = _checks.kept_examples(lay, ignore_index, axis_name)
+    cfg = (opts.smooth, axis_name)
+    if not lay.integer_targets:
+        stats = _softmax_stats(cfg, lay.x, opts.cap, lay.class_mask, None, lay.targets, lay.weight)
+        return softmax_losses(stats, kept, None, opts), kept
+    if axis_name is None:
         y, wy = _checks.class_labels(fn, lay, kept, ignore_index)
-        stats = _softmax_stats(opts.smooth, lay.x, opts.cap, lay.class_mask, y, None, lay.weight)
-        losses = softmax_losses(stats, kept, wy, opts)
-        return _reduction.reduce(losses, reduction, wy)
-    stats = _softmax_stats(opts.smooth, lay.x, opts.cap, lay.class_mask, None, lay.targets, lay.weight)
-    return _reduction.reduce(softmax_losses(stats, kept, None, opts), reduction, kept)
+    else:
+        y, wy = sharded_labels(
+            fn, lay.targets, lay.num_classes, kept, ignore_index, lay.weight, axis_name, opts.eps.dtype
+        )
+    stats = _softmax_stats(cfg, lay.x, opts.cap, lay.class_mask, y, None, lay.weight)
+    return softmax_losses(stats, kept, wy, opts), wy
+
+
+def sharded_labels(fn, targets, local_classes, kept, ignore_index, weight, axis_name, dtype):
+    """(labels as indices into this device's slice of classes, ``local_classes`` when
+    another device holds the target; per-example class weight as :func:`checked_labels`)."""
+    offset = jax.lax.axis_index(axis_name) * local_classes
+    y, wy = _checks.checked_labels(
+        fn, targets, local_classes * jax.lax.axis_size(axis_name), kept, ignore_index, None, dtype
+    )
+    local = y - offset
+    here = (local >= 0) & (local < local_classes)
+    local = jnp.where(here, local, local_classes)
+    if weight is not None:
+        # The target's class weight lives on one device.
+        wy = wy * jax.lax.psum(jnp.where(here, weight[jnp.minimum(local, local_classes - 1)], 0), axis_name)
+    return local, wy
 
 
 def nll_loss(
@@ -547,6 +631,7 @@ class CrossEntropyLoss(LossObject):
     z_loss: Any = 0.0
     logit_softcap: Any = None
     reduction: str = static_field("mean")
+    axis_name: str | None = static_field(None)
 
 
 @jax.tree_util.register_dataclass

@@ -5,6 +5,9 @@ import os
 import jax
 import pytest
 
+# Eight CPU devices for the multi-device tests (must precede any JAX computation);
+# every other test runs on the default device 0.
+jax.config.update("jax_num_cpu_devices", 8)
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")

@@ -143,6 +143,14 @@ def test_tiny_language_model(tmp_path):
     assert_png(tmp_path / "lm.png")
 
 
+def test_multi_device(tmp_path):
+    _, summary = run_example("multi_device.py", "--steps", "60", "--plot", "md.png", cwd=tmp_path)
+    assert "on 8 devices (model axis 4)" in summary
+    assert number(r"loss ([\d.]+) ->", summary) - number(r"-> ([\d.]+) on", summary) > 1.0
+    assert number(r"= ([\d.e+-]+)$", summary) < 1e-4  # sharded and single-device runs agree
+    assert_png(tmp_path / "md.png")
+
+
 def test_shipped_text_is_documented():
     text = (ROOT / "examples" / "data" / "devils_dictionary.txt").read_bytes()
     assert 100_000 < len(text) < 500_000 and text.isascii()

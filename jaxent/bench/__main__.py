@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 
-from jaxent.bench import _timing, cross_entropy, linear_cross_entropy
+import jax
 
-BENCHMARKS = {"cross_entropy": cross_entropy, "linear_cross_entropy": linear_cross_entropy}
+from jaxent.bench import _timing, cross_entropy, linear_cross_entropy, sharded
+
+BENCHMARKS = {"cross_entropy": cross_entropy, "linear_cross_entropy": linear_cross_entropy, "sharded": sharded}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,6 +27,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even when it is installed")
     args = parser.parse_args(argv)
     module = BENCHMARKS[args.benchmark]
+    if args.benchmark == "sharded":
+        jax.config.update("jax_num_cpu_devices", 8)  # on a CPU: 8 host devices (before any computation)
     shapes = [module.parse_shape(s) for s in args.shapes] if args.shapes else module.DEFAULT_SHAPES
     options = {"repeats": args.repeats} if args.repeats else {}
     print(f"# {args.benchmark}: forward+backward, medians of alternating runs | {_timing.hardware()}")
