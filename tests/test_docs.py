@@ -35,3 +35,12 @@ def test_benchmark_command_prints_ratios(capsys):
     out = capsys.readouterr().out
     assert "jaxent/optax" in out and "optax temp MB" in out
     assert len(re.findall(r"^\s*8\s+100\s", out, re.M)) == 2
+
+
+def test_linear_and_sharded_benchmarks_print_their_ratios(capsys):
+    bench_main(["linear_cross_entropy", "--repeats", "1", "--no-torch", "--shapes", "16x8x64"])
+    out = capsys.readouterr().out
+    assert "jaxent/naive" in out and "jaxent temp MB" in out
+    bench_main(["sharded", "--repeats", "1", "--shapes", "16x8x64"])
+    out = capsys.readouterr().out
+    assert "temp MB per device" in out and len(re.findall(r"^\s*\S*cross_entropy\s+16\s+8\s+64\s", out, re.M)) == 8
