@@ -64,8 +64,11 @@ def mean_denominator(
 ) -> jax.Array:
     r"""The denominator of ``reduction="mean"`` for integer class targets.
 
-    ``Σ_n weight[y_n]`` over the examples that count (not ``ignore_index``, not masked by
-    a batch-shaped ``where``); the number of such examples without ``weight``. It is what
+    .. math::
+        W = \sum_{n \in K} w_{y_n}
+
+    over the examples K that count (not ``ignore_index``, not masked by a batch-shaped
+    ``where``); the number of such examples without ``weight``. It is what
     :func:`jaxent.cross_entropy`, :func:`jaxent.nll_loss` and
     :func:`jaxent.linear_cross_entropy` divide by, so a global mean over micro-batches
     (gradient accumulation) or devices is ``Σ sum_loss / Σ mean_denominator``, as T5X and
