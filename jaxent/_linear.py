@@ -22,7 +22,7 @@ import numpy as np
 
 from jaxent import _checks, _reduction
 from jaxent._objects import LossObject, static_field
-from jaxent._softmax import _Stats, put_last, sharded_labels, softmax_losses, softmax_options
+from jaxent._softmax import _capped, _lse, _Stats, put_last, sharded_labels, softmax_losses, softmax_options
 
 # Default chunk: about 2**22 float32 logits (16 MiB) per vocabulary chunk, and never
 # fewer than 256 vocabulary entries, so that the matmuls stay large.
@@ -74,15 +74,6 @@ def _logits(h, w, bias, start, size):
     return x + jax.lax.dynamic_slice_in_dim(bias, start, size).astype(ct)[None, :]
 
 
-def _capped(x, cap):
-    """(soft-capped logits, tanh(x/cap)); the identity without a cap."""
-    if cap is None:
-        return x, None
-    th = jnp.tanh(x / cap)
-    # Soft-capping c*tanh(x/c) keeps an impossible entry (-inf) impossible.
-    return jnp.where(x > -jnp.inf, cap * th, x), th
-
-
 def _local_targets(y, start, size):
     """Column ``[N, 1]`` of each token's target within the chunk, or ``size`` (dropped) if not in it."""
     col = y - start
@@ -121,11 +112,6 @@ def _chunk_grad(raw, col, lse, g_lse, g_smooth, g_target, cap):
     # The target entries' d/dcap, swapped for their value with the target term.
     swap = jnp.where(col < raw.shape[-1], dcap_t - entries(raw_t, 0)[1], 0)
     return d, jnp.sum(dcap) + jnp.sum(swap)
-
-
-def _lse(m, s):
-    # logsumexp = m + log(sum(exp(x - m))); -inf when every entry is impossible.
-    return jnp.where(s > 0, m + jnp.log(jnp.where(s > 0, s, 1)), -jnp.inf)
 
 
 def _remaining(bias, vocab, ct):

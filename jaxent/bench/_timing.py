@@ -5,8 +5,8 @@ from __future__ import annotations
 import platform
 import statistics
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any, TypeVar
 
 import jax
 
@@ -17,12 +17,15 @@ def temp_bytes(fn: Callable[..., Any], *args: Any) -> int:
     return -1 if analysis is None else int(analysis.temp_size_in_bytes)
 
 
-def alternate(contenders: Mapping[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, float]:
+K = TypeVar("K", bound=Hashable)
+
+
+def alternate(contenders: Mapping[K, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[K, float]:
     """Median seconds per call of each contender, timed round-robin after a warm-up."""
     for _ in range(warmup):
         for run in contenders.values():
             jax.block_until_ready(run())
-    times: dict[str, list[float]] = {name: [] for name in contenders}
+    times: dict[K, list[float]] = {name: [] for name in contenders}
     for _ in range(repeats):
         for name, run in contenders.items():
             start = time.perf_counter()

@@ -43,7 +43,8 @@ def run(shapes=DEFAULT_SHAPES, repeats: int = 5, torch: bool = False) -> list[di
         y = jnp.asarray(rng.integers(0, v, n), jnp.int32)
         logits = h @ w.T
         counts = [p for p in DEVICE_COUNTS if p <= len(jax.devices()) and v % p == 0]
-        contenders, programs = {}, {}
+        contenders: dict[tuple[str, int], Any] = {}
+        programs: dict[tuple[str, int], tuple[Any, tuple[Any, ...]]] = {}
         for p in counts:
             mesh = jax.make_mesh((p,), ("model",), devices=jax.devices()[:p], axis_types=(jax.sharding.AxisType.Auto,))
             w_p = jax.device_put(w, NamedSharding(mesh, P("model")))
