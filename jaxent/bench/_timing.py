@@ -12,9 +12,16 @@ import jax
 
 
 def temp_bytes(fn: Callable[..., Any], *args: Any) -> int:
-    """Temporary memory of ``jax.jit(fn)`` compiled for ``args`` (deterministic)."""
+    """Temporary memory of ``jax.jit(fn)`` compiled for ``args`` (deterministic, per device)."""
+    return memory_bytes(fn, *args)[0]
+
+
+def memory_bytes(fn: Callable[..., Any], *args: Any) -> tuple[int, int]:
+    """(temporary, argument) bytes per device of ``jax.jit(fn)`` compiled for ``args`` (-1: unknown)."""
     analysis = jax.jit(fn).lower(*args).compile().memory_analysis()
-    return -1 if analysis is None else int(analysis.temp_size_in_bytes)
+    if analysis is None:
+        return -1, -1
+    return int(analysis.temp_size_in_bytes), int(analysis.argument_size_in_bytes)
 
 
 K = TypeVar("K", bound=Hashable)

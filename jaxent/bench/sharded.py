@@ -3,9 +3,11 @@
 Times forward+backward of ``sharded_linear_cross_entropy`` (the weight split along the
 vocabulary) and ``sharded_cross_entropy`` (logits split along the classes) on meshes with
 a vocabulary axis of 1, 2, 4 and 8 devices, and reads each program's per-device
-temporary memory. On a CPU the devices are host devices created by
+temporary and argument memory. On a CPU the devices are host devices created by
 ``jax_num_cpu_devices`` that share the machine's cores, so time shows the overhead of
-the collectives rather than a speed-up; memory per device is the figure that scales.
+the collectives rather than a speed-up. Memory is the figure that scales: each device's
+arguments (its slice of the weight or of the logits) shrink as ``1/P``, while the
+temporary memory stays flat, one vocabulary chunk of the fused loss, not ``N * V/P``.
 The ratio column is the time relative to the 1-device run of the same loss.
 """
 
@@ -21,7 +23,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import jaxent
-from jaxent.bench._timing import alternate, temp_bytes
+from jaxent.bench._timing import alternate, memory_bytes
 
 DEFAULT_SHAPES = ((2048, 512, 32768, "float32"),)
 SHAPE_HELP = "NxDxV[xdtype] shapes, e.g. 2048x512x32768"
@@ -62,6 +64,7 @@ def run(shapes=DEFAULT_SHAPES, repeats: int = 5, torch: bool = False) -> list[di
             contenders[key] = functools.partial(jax.jit(f), *args)
         median = alternate(contenders, repeats)
         for (name, p), (f, args) in programs.items():
+            temp, argument = memory_bytes(f, *args)
             row = {
                 "loss": name,
                 "N": n,
@@ -71,7 +74,8 @@ def run(shapes=DEFAULT_SHAPES, repeats: int = 5, torch: bool = False) -> list[di
                 "devices": p,
                 "ms": f"{median[(name, p)] * 1e3:.1f}",
                 "vs 1 device": f"{median[(name, p)] / median[(name, 1)]:.2f}",
-                "temp MB per device": f"{temp_bytes(f, *args) / 1e6:.1f}",
+                "temp MB per device": f"{temp / 1e6:.1f}",
+                "args MB per device": f"{argument / 1e6:.1f}",
             }
             rows.append(row)
             print(row, flush=True)
