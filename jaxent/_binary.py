@@ -183,16 +183,6 @@ def _elementwise(fn: str, x: Any, targets: Any, where: Any, x_name: str):
     return xf, tf, mask
 
 
-def _finish(losses: jax.Array, mask: jax.Array | None, reduction: str) -> jax.Array:
-    if mask is not None:
-        losses = jnp.where(mask, losses, 0)
-    return _reduction.reduce(losses, reduction, mask)
-
-
-def _hyper(value: Any, dtype: Any) -> jax.Array:
-    return jnp.asarray(value).astype(dtype)
-
-
 # --------------------------------------------------------------------------------------
 # Public functions.
 
@@ -265,12 +255,12 @@ def binary_cross_entropy_with_logits(
     _checks.check_range(fn, "label_smoothing", label_smoothing, 0.0, 1.0)
     w = _checks.elementwise_weight(fn, "weight", weight, x.shape, x.dtype, x_name="logits")
     pw = _checks.elementwise_weight(fn, "pos_weight", pos_weight, x.shape, x.dtype, x_name="logits")
-    eps = _hyper(label_smoothing, x.dtype)
+    eps = _checks.hyperparameter(label_smoothing, x.dtype)
     y = y * (1 - eps) + 0.5 * eps
     cp, cn = (y if pw is None else pw * y), 1 - y
     if w is not None:
         cp, cn = w * cp, w * cn
-    return _finish(_sigmoid_ce(x, cp, cn), mask, reduction)
+    return _reduction.reduce_kept(_sigmoid_ce(x, cp, cn), mask, reduction)
 
 
 def binary_cross_entropy(
@@ -330,7 +320,7 @@ def binary_cross_entropy(
     losses = _bce_probs(p, y)
     if w is not None:
         losses = w * losses
-    return _finish(losses, mask, reduction)
+    return _reduction.reduce_kept(losses, mask, reduction)
 
 
 def sigmoid_focal_loss(
@@ -395,10 +385,10 @@ def sigmoid_focal_loss(
     if alpha is None:
         cp, cn = y, 1 - y
     else:
-        a = _hyper(alpha, x.dtype)
+        a = _checks.hyperparameter(alpha, x.dtype)
         alpha_t = a * y + (1 - a) * (1 - y)
         cp, cn = alpha_t * y, alpha_t * (1 - y)
-    return _finish(_focal(x, y, _hyper(gamma, x.dtype), cp, cn), mask, reduction)
+    return _reduction.reduce_kept(_focal(x, y, _checks.hyperparameter(gamma, x.dtype), cp, cn), mask, reduction)
 
 
 # --------------------------------------------------------------------------------------

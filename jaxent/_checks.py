@@ -24,6 +24,11 @@ def compute_dtype(dtype: Any) -> jnp.dtype:
     return jnp.dtype(jnp.float64) if jnp.dtype(dtype) == jnp.float64 else jnp.dtype(jnp.float32)
 
 
+def hyperparameter(value: Any, dtype: Any) -> jax.Array:
+    """A numeric hyperparameter (a Python number or a traced array) in the compute ``dtype``."""
+    return jnp.asarray(value).astype(dtype)
+
+
 def check_reduction(fn: str, reduction: Any) -> None:
     if not isinstance(reduction, str) or reduction not in REDUCTIONS:
         raise ValueError(

@@ -125,8 +125,7 @@ def kl_divergence(
     terms = jnp.where(skip, jnp.where(impossible, jnp.inf, 0), terms)
 
     kept = _checks.kept_examples(lay, None)
-    losses = jnp.where(kept, jnp.sum(terms, axis=-1), 0)
-    return _reduction.reduce(losses, reduction, kept)
+    return _reduction.reduce_kept(jnp.sum(terms, axis=-1), kept, reduction)
 
 
 @jax.tree_util.register_dataclass

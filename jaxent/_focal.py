@@ -170,10 +170,6 @@ def _impossible(x: jax.Array, mask: jax.Array | None, q: jax.Array, alpha: jax.A
     return jnp.any(lost & (_class_weights(q, alpha, lost, _checks.compute_dtype(x.dtype)) != 0), axis=-1)
 
 
-def _hyper(value: Any, dtype: Any) -> jax.Array:
-    return jnp.asarray(value).astype(dtype)
-
-
 def _example_or_class_mask(lay: _checks.Layout) -> jax.Array | None:
     return lay.class_mask if lay.class_mask is not None else lay.example_mask
 
@@ -269,7 +265,7 @@ def focal_loss(
             "probabilities; drop examples with where= instead (or pass ignore_index=None)."
         )
     ct = _checks.compute_dtype(lay.x.dtype)
-    g = _hyper(gamma, ct)
+    g = _checks.hyperparameter(gamma, ct)
     kept = _checks.kept_examples(lay, ignore_index)
     if lay.integer_targets:
         y, _ = _checks.class_labels(fn, lay, kept, ignore_index)
@@ -287,8 +283,7 @@ def focal_loss(
     else:
         losses = _prob_losses("focal", lay.x, lay.targets, lay.class_mask, a, g)
         losses = jnp.where(_impossible(lay.x, lay.class_mask, lay.targets, a), jnp.inf, losses)
-    losses = jnp.where(kept, losses, 0)
-    return _reduction.reduce(losses, reduction, kept)
+    return _reduction.reduce_kept(losses, kept, reduction)
 
 
 def poly1_cross_entropy(
@@ -356,7 +351,7 @@ def poly1_cross_entropy(
     lay = _checks.class_layout(fn, logits, targets, axis=axis, where=where)
     _checks.check_range(fn, "epsilon", epsilon, -1.0)
     ct = _checks.compute_dtype(lay.x.dtype)
-    eps = _hyper(epsilon, ct)
+    eps = _checks.hyperparameter(epsilon, ct)
     kept = _checks.kept_examples(lay, None)
     if lay.integer_targets:
         _checks.class_labels(fn, lay, kept, None)  # names this function in the checkify error
@@ -366,8 +361,7 @@ def poly1_cross_entropy(
     else:
         losses = _prob_losses("poly", lay.x, lay.targets, lay.class_mask, None, eps)
         losses = jnp.where(_impossible(lay.x, lay.class_mask, lay.targets, None), jnp.inf, losses)
-    losses = jnp.where(kept, losses, 0)
-    return _reduction.reduce(losses, reduction, kept)
+    return _reduction.reduce_kept(losses, kept, reduction)
 
 
 # --------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from jaxent._objects import LossObject, static_field
 def _margin(fn: str, margin: Any, dtype: Any) -> jax.Array:
     # Any finite margin is legal (PyTorch accepts negative ones); NaN and inf are not.
     _checks.check_finite(fn, "margin", margin)
-    return jnp.asarray(margin).astype(dtype)
+    return _checks.hyperparameter(margin, dtype)
 
 
 def hinge_loss(
@@ -101,10 +101,7 @@ def hinge_loss(
     if bad is not None:
         # A target outside {-1, +1} poisons its element (and the mean) with NaN.
         losses = jnp.where(bad, _nan_with_nan_gradient(bad, sc), losses)
-    if kept is None:
-        return _reduction.reduce(losses, reduction)
-    losses = jnp.where(kept, losses, 0)
-    return _reduction.reduce(losses, reduction, kept)
+    return _reduction.reduce_kept(losses, kept, reduction)
 
 
 def _nan_with_nan_gradient(bad: jax.Array, x: jax.Array) -> jax.Array:
@@ -174,8 +171,7 @@ class _Margins:
         # An out-of-range label (w_y = NaN): NaN, and NaN gradients for all of its scores.
         bad = jnp.isnan(self.wy)
         losses = jnp.where(bad, _nan_with_nan_gradient(bad, self.scores), losses)
-        losses = jnp.where(self.kept, losses, 0)
-        return _reduction.reduce(losses, reduction, self.kept)
+        return _reduction.reduce_kept(losses, self.kept, reduction)
 
 
 def multi_margin_loss(

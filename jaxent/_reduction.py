@@ -32,6 +32,19 @@ def reduce(losses: jax.Array, reduction: str, denominator_weights: jax.Array | N
     return safe_divide(total, jnp.sum(denominator_weights.astype(losses.dtype)))
 
 
+def reduce_kept(
+    losses: jax.Array, kept: jax.Array | None, reduction: str, denominator_weights: jax.Array | None = None
+) -> jax.Array:
+    """:func:`reduce` of ``losses`` with the examples where ``kept`` is False dropped (set to 0).
+
+    The "mean" divides by ``sum(denominator_weights)``, by default the count of kept
+    examples (or ``losses.size`` when ``kept`` is None).
+    """
+    if kept is None:
+        return reduce(losses, reduction, denominator_weights)
+    return reduce(jnp.where(kept, losses, 0), reduction, kept if denominator_weights is None else denominator_weights)
+
+
 def _varying_axes(x: Any) -> frozenset:
     """The manual mesh axes over which ``x`` varies inside ``jax.shard_map`` (empty outside)."""
     mat = getattr(jax.typeof(x), "manual_axis_type", None)

@@ -328,10 +328,6 @@ def _drop_inf(v: jax.Array) -> jax.Array:
     return jnp.where(v == -jnp.inf, 0, v)
 
 
-def _hyper(value: Any, dtype: Any) -> jax.Array:
-    return jnp.asarray(value).astype(dtype)
-
-
 class SoftmaxOptions(NamedTuple):
     """Validated options shared by the softmax cross-entropies (static flags + traced values)."""
 
@@ -352,9 +348,9 @@ def softmax_options(
     ct = _checks.compute_dtype(dtype)
     return SoftmaxOptions(
         smooth=bool(_checks.concrete(label_smoothing) != 0),
-        eps=_hyper(label_smoothing, ct),
-        z_loss=None if _checks.concrete(z_loss) == 0 else _hyper(z_loss, ct),
-        cap=None if logit_softcap is None else _hyper(logit_softcap, ct),
+        eps=_checks.hyperparameter(label_smoothing, ct),
+        z_loss=None if _checks.concrete(z_loss) == 0 else _checks.hyperparameter(z_loss, ct),
+        cap=None if logit_softcap is None else _checks.hyperparameter(logit_softcap, ct),
     )
 
 
@@ -600,8 +596,7 @@ def nll_loss(
         losses, impossible = -dot, lost != 0
         denominator = kept
     losses = jnp.where(kept & impossible, jnp.inf, losses)
-    losses = jnp.where(kept, losses, 0)
-    return _reduction.reduce(losses, reduction, denominator)
+    return _reduction.reduce_kept(losses, kept, reduction, denominator)
 
 
 # --------------------------------------------------------------------------------------
