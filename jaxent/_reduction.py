@@ -15,21 +15,32 @@ def safe_divide(total: jax.Array, denominator: jax.Array) -> jax.Array:
     return jnp.where(empty, jnp.zeros_like(total), total / jnp.where(empty, 1, denominator))
 
 
-def reduce(losses: jax.Array, reduction: str, denominator_weights: jax.Array | None = None) -> jax.Array:
+def reduce(
+    losses: jax.Array, reduction: str, denominator_weights: jax.Array | None = None, axis_name: Any = None
+) -> jax.Array:
     """Reduce per-example ``losses`` (already 0 at dropped examples).
 
     ``"mean"`` divides the sum by ``sum(denominator_weights)`` (PyTorch's weighted mean;
     the count of kept examples when the weights are a 0/1 mask), or by ``losses.size``
-    when none are given. An empty mean (denominator 0) is 0.0, not NaN.
+    when none are given. An empty mean (denominator 0) is 0.0, not NaN. Inside
+    ``jax.shard_map`` with the examples split over the mesh axis ``axis_name``, the sums
+    are global: one ``psum`` of this device's sum and denominator.
     """
     if reduction == "none":
         return losses
     total = jnp.sum(losses)
     if reduction == "sum":
-        return total
-    if denominator_weights is None:
+        return total if axis_name is None else jax.lax.psum(total, axis_name)
+    if denominator_weights is None and axis_name is None:
         return total / max(losses.size, 1)
-    return safe_divide(total, jnp.sum(denominator_weights.astype(losses.dtype)))
+    weight = (
+        jnp.asarray(losses.size, losses.dtype)
+        if denominator_weights is None
+        else jnp.sum(denominator_weights.astype(losses.dtype))
+    )
+    if axis_name is not None:
+        total, weight = jax.lax.psum((total, weight), axis_name)
+    return safe_divide(total, weight)
 
 
 def reduce_kept(

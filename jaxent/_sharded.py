@@ -37,16 +37,6 @@ def _check_mesh(fn: str, mesh: Any, vocab_axis: Any, batch_axis: Any, vocab: int
     return devices
 
 
-def _reduce(losses, denominator, reduction: str, batch_axis: Any):
-    """The global "sum"/"mean" from this device's examples (one psum over the batch axis)."""
-    if reduction == "none":
-        return losses
-    total, weight = jnp.sum(losses), jnp.sum(denominator.astype(losses.dtype))
-    if batch_axis is not None:
-        total, weight = jax.lax.psum((total, weight), batch_axis)
-    return total if reduction == "sum" else _reduction.safe_divide(total, weight)
-
-
 def _placed(mesh, specs, args):
     return [None if a is None else jax.device_put(a, NamedSharding(mesh, s)) for a, s in zip(args, specs)]
 
@@ -106,7 +96,7 @@ def sharded_cross_entropy(
         losses, denominator = cross_entropy_parts(
             x, t, axis=-1, weight=w, where=m, reduction=reduction, axis_name=vocab_axis, **options
         )
-        return _reduce(losses, denominator, reduction, batch_axis)
+        return _reduction.reduce(losses, reduction, denominator, axis_name=batch_axis)
 
     out = y_spec if reduction == "none" else P()
     mapped = jax.shard_map(local, mesh=mesh, in_specs=specs, out_specs=out)
@@ -170,7 +160,7 @@ def sharded_linear_cross_entropy(
         losses, denominator = linear_parts(
             h, w, y, bias=b, where=m, reduction=reduction, axis_name=vocab_axis, **options
         )
-        return _reduce(losses, denominator, reduction, batch_axis)
+        return _reduction.reduce(losses, reduction, denominator, axis_name=batch_axis)
 
     out = y_spec if reduction == "none" else P()
     mapped = jax.shard_map(local, mesh=mesh, in_specs=specs, out_specs=out)
