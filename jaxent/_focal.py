@@ -8,23 +8,24 @@ where ``1 - p`` computed from ``p`` rounds to 0.
 Integer targets need only the target's ``ce``: they call :func:`jaxent.cross_entropy`
 (reduction ``"none"``) and inherit its ``custom_vjp`` core (safe at ``-inf`` logits, no
 float32 copy of half-precision logits, NaN for out-of-range labels). Probability targets
-need one ``ce`` per class: :func:`_prob_losses` is a ``custom_vjp`` whose forward pass
-saves the logits (in their own dtype), the logsumexp and ``S = Σ_c w_c ψ'(ce_c)`` per
-example, and whose backward pass recomputes everything else in one elementwise pass.
+need one ``ce`` per class: :func:`_prob_losses` is a ``custom_jvp`` whose tangent is
+linear in the input tangents and, under ``jax.checkpoint``, recomputes every per-class
+value from the logits, the logsumexp and ``S = Σ_c w_c ψ'(ce_c)`` per example: forward
+mode evaluates it, reverse mode transposes it into one elementwise pass.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 
-from jaxent import _checks, _reduction
-from jaxent._objects import LossObject, static_field
-from jaxent._softmax import _row_max, _row_sums, cross_entropy
+from jaxent import _backend, _checks, _reduction
+from jaxent._backend import row_sums
+from jaxent._objects import LossObject, loss_object, static_field
+from jaxent._softmax import cross_entropy, row_max
 
 # --------------------------------------------------------------------------------------
 # Per-class modulations ψ(ce) of the cross-entropy ce = -log p, with their derivatives.
@@ -71,7 +72,7 @@ def _focal_term_jvp(primals, tangents):
 
 
 # --------------------------------------------------------------------------------------
-# Probability targets: a custom_vjp over Σ_c w_c ψ(ce_c) that saves no [batch, C] floats.
+# Probability targets: a custom_jvp over Σ_c w_c ψ(ce_c) that saves no [batch, C] floats.
 
 
 def _class_ce(x: jax.Array, mask: jax.Array | None, lse: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -86,11 +87,11 @@ def _masked_lse(x: jax.Array, mask: jax.Array | None) -> jax.Array:
     """logsumexp over the remaining classes, ``[..., 1]``; 0 for a row with none (its loss is 0 or inf)."""
     ct = _checks.compute_dtype(x.dtype)
     # Shift by the row max (a shift, no gradient); the floor keeps an all -inf row at exp(-inf) = 0.
-    m = jnp.maximum(_row_max(x, mask).astype(ct), jnp.finfo(ct).min)[..., None]
+    m = jnp.maximum(row_max(x, mask).astype(ct), jnp.finfo(ct).min)[..., None]
     xf = x.astype(ct)
     r = xf > -jnp.inf if mask is None else (xf > -jnp.inf) & mask
-    # Paired with a count so that the reduce is variadic and fuses its producers (see _row_sums).
-    s, n = _row_sums(jnp.where(r, jnp.exp(jnp.where(r, xf, m) - m), 0), r.astype(ct))
+    # Paired with a count so that the reduce is variadic and fuses its producers (see row_sums).
+    s, n = row_sums(jnp.where(r, jnp.exp(jnp.where(r, xf, m) - m), 0), r.astype(ct))
     # s >= 1 when any class remains (the max contributes exp(0)); an empty row gets 0.
     return jnp.where(n > 0, m[..., 0] + jnp.log(jnp.where(n > 0, s, 1)), 0)[..., None]
 
@@ -103,65 +104,59 @@ def _class_weights(q: jax.Array, alpha: jax.Array | None, r: jax.Array, dtype: A
     return jnp.where(r, w, 0)
 
 
-def _prob_fwd(kind, x, q, mask, alpha, hyper):
+def _prob_primal(kind, x, q, mask, alpha, hyper):
     lse = _masked_lse(x, mask)
     ce, r = _class_ce(x, mask, lse)
     w = _class_weights(q, alpha, r, lse.dtype)
     value, d_ce, _ = _PARTS[kind](ce, hyper)
-    # One fused pass: the losses Σ w ψ, S = Σ w ψ' (which the backward pass needs) and the
-    # count of remaining classes, which keeps the reduce variadic even when S is unused.
-    losses, s, n = _row_sums(w * value, w * d_ce, r.astype(w.dtype))
-    return jnp.where(n > 0, losses, 0), (x, q, mask, alpha, hyper, lse, s[..., None])
+    # One fused pass: the losses Σ w ψ, S = Σ w ψ' (which the tangent needs) and the count
+    # of remaining classes, which keeps the reduce variadic (see row_sums).
+    losses, s, n = row_sums(w * value, w * d_ce, r.astype(w.dtype))
+    return jnp.where(n > 0, losses, 0), lse, s[..., None]
 
 
-def _sum_remaining(v: jax.Array, r: jax.Array) -> jax.Array:
-    """Row sums of ``v`` (0 where ``v`` is 0 off the remaining classes ``r``), as a variadic
-    reduce with the count of ``r``: on CPU a single-operand reduce would need ``v`` in memory."""
-    total, count = _row_sums(v, r.astype(v.dtype))
-    return jnp.where(count > 0, total, 0)
-
-
-def _prob_bwd(kind, res, g):
-    x, q, mask, alpha, hyper, lse, s = res
-    g = g[..., None]
+def _prob_tangent(kind, primals, lse, s, tangents):
+    """Linear in the tangents (d logits, d targets, d alpha, d hyperparameter); every
+    per-class value is recomputed from the primals, so under ``jax.checkpoint`` reverse
+    mode saves nothing of size ``[batch, C]``. Each term reads the primals on its own
+    (``_backend.separately``), so that each gradient of the transpose is its own pass."""
+    x, q, mask, alpha, hyper = primals
+    dx, dq, _, dalpha, dhyper = tangents
 
     def recompute(i):
-        # Each gradient recomputes the per-class values from its own copy of the inputs,
-        # behind a barrier (made distinct by i, so that XLA does not merge them): XLA would
-        # otherwise share [batch, C] intermediates between the gradients and with the
-        # forward pass, and materialise them in float32 to do so.
-        xb, qb, lb, _ = jax.lax.optimization_barrier((x, q, lse, jnp.int32(i)))
+        xb, qb, lb = _backend.separately((x, q, lse), i)
         ce, r = _class_ce(xb, mask, lb)
         return (ce, r, qb, _class_weights(qb, alpha, r, lb.dtype), *_PARTS[kind](ce, hyper))
 
     ce, r, _, w, _, d_ce, _ = recompute(0)
     p = jnp.where(r, jnp.exp(-ce), 0)
+    dxf = jnp.where(r, dx.astype(lse.dtype), 0)
     # dℓ/dx_k = Σ_c w_c ψ'(ce_c) (p_k - δ_ck) = p_k S - w_k ψ'(ce_k), since dce_c/dx_k = p_k - δ_ck.
-    dx = (g * (p * s - w * d_ce)).astype(x.dtype)
+    tangent = jnp.sum((p * s - w * d_ce) * dxf, axis=-1)
+    # dℓ/dq_c = α_c ψ(ce_c) and dℓ/dα_c = q_c ψ(ce_c) on the remaining classes (w = α q).
     _, r, _, _, value, _, _ = recompute(1)
-    # dℓ/dq_c = α_c ψ(ce_c) on the remaining classes.
-    a = 1 if alpha is None else (alpha if alpha.ndim == 0 else alpha.reshape((1,) * (x.ndim - 1) + (-1,)))
-    dq = (a * jnp.where(r, g * value, 0)).astype(q.dtype)
-    dalpha = None
-    if alpha is not None:
+    tangent = tangent + jnp.sum(_class_weights(dq, alpha, r, lse.dtype) * value, axis=-1)
+    if dalpha is not None:
         _, r, qb, _, value, _, _ = recompute(2)
-        qv = jnp.where(r, g * qb.astype(lse.dtype) * value, 0)
-        if alpha.ndim == 0:
-            dalpha = jnp.sum(_sum_remaining(qv, r))
-        else:  # column sums, as row sums of the transpose
-            dalpha = _sum_remaining(qv.reshape(-1, x.shape[-1]).T, r.reshape(-1, x.shape[-1]).T)
+        tangent = tangent + jnp.sum(_class_weights(qb, dalpha, r, lse.dtype) * value, axis=-1)
+    # dℓ/dh = Σ_c w_c ∂ψ/∂h for the hyperparameter h (γ or ε).
     _, r, _, w, _, _, d_hyper = recompute(3)
-    dhyper = jnp.sum(_sum_remaining(g * w * d_hyper, r))
-    return dx, dq, None, dalpha, dhyper
+    return tangent + dhyper * jnp.sum(w * d_hyper, axis=-1)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
 def _prob_losses(kind, x, q, mask, alpha, hyper):
     """Σ_c α_c q_c ψ(ce_c) over the remaining classes (``kind`` names ψ); +inf handled by the caller."""
-    return _prob_fwd(kind, x, q, mask, alpha, hyper)[0]
+    return _prob_primal(kind, x, q, mask, alpha, hyper)[0]
 
 
-_prob_losses.defvjp(_prob_fwd, _prob_bwd)
+@_prob_losses.defjvp
+def _prob_losses_jvp(kind, primals, tangents):
+    losses, lse, s = _prob_primal(kind, *primals)
+    # The class mask is boolean: no tangent (float0), which the tangent map ignores.
+    tangents = tuple(None if t is None or t.dtype == jax.dtypes.float0 else t for t in tangents)
+    tangent = jax.checkpoint(functools.partial(_prob_tangent, kind), prevent_cse=False)
+    return losses, tangent(primals, lse, s, tangents)
 
 
 def _impossible(x: jax.Array, mask: jax.Array | None, q: jax.Array, alpha: jax.Array | None) -> jax.Array:
@@ -235,10 +230,10 @@ def focal_loss(
       mass on one gives ``+inf`` with finite gradients. An integer target outside ``[0, C)``
       that is not ``ignore_index`` gives NaN for that example (and, under
       ``jax.experimental.checkify`` with ``checkify.user_checks``, an error naming it).
-      Gradients come from a ``jax.custom_vjp`` (integer targets: :func:`cross_entropy`'s;
+      Gradients come from ``jax.custom_jvp`` rules (integer targets: :func:`cross_entropy`'s;
       probability targets: one that saves only the logits, in their dtype, and two
-      numbers per example), so reverse mode (``grad``, grad-of-grad, ``jax.hessian``)
-      works and forward mode alone (``jax.jvp``, ``jax.jacfwd``) raises a ``TypeError``.
+      numbers per example), so forward mode (``jax.jvp``, ``jax.jacfwd``), reverse mode
+      (``grad``, grad-of-grad) and ``jax.hessian`` all work.
 
     Example:
       >>> import jax.numpy as jnp, jaxent
@@ -330,11 +325,11 @@ def poly1_cross_entropy(
       ``jax.experimental.checkify``); drop padding with ``where``. ``1 - p`` is computed
       as ``-expm1(log p)``, accurate as ``p -> 1``. ``-inf`` logits are impossible classes
       (probability 0, zero gradient, also for the targets); target mass on one gives
-      ``+inf`` with finite gradients. ``epsilon=0`` is :func:`cross_entropy`. Gradients come from a
-      ``jax.custom_vjp`` (integer targets: :func:`cross_entropy`'s; probability targets:
-      one that saves only the logits and two numbers per example), so reverse mode
-      (``grad``, grad-of-grad, ``jax.hessian``) works and forward mode alone
-      (``jax.jvp``, ``jax.jacfwd``) raises a ``TypeError``.
+      ``+inf`` with finite gradients. ``epsilon=0`` is :func:`cross_entropy`. Gradients come from
+      ``jax.custom_jvp`` rules (integer targets: :func:`cross_entropy`'s; probability targets:
+      one that saves only the logits and two numbers per example), so forward mode
+      (``jax.jvp``, ``jax.jacfwd``), reverse mode (``grad``, grad-of-grad) and
+      ``jax.hessian`` all work.
 
     Example:
       >>> import jax.numpy as jnp, jaxent
@@ -368,8 +363,7 @@ def poly1_cross_entropy(
 # Loss objects.
 
 
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
+@loss_object
 class FocalLoss(LossObject):
     """:func:`focal_loss` as a frozen dataclass pytree: ``FocalLoss(...)(logits, targets)``.
 
@@ -386,13 +380,12 @@ class FocalLoss(LossObject):
     function: ClassVar = staticmethod(focal_loss)
     gamma: Any = 2.0
     alpha: Any = None
-    axis: int | tuple[int, ...] = static_field(-1)
-    ignore_index: int | None = static_field(-100)
-    reduction: str = static_field("mean")
+    axis: int | tuple[int, ...] = static_field(default=-1)
+    ignore_index: int | None = static_field(default=-100)
+    reduction: str = static_field(default="mean")
 
 
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
+@loss_object
 class Poly1CrossEntropyLoss(LossObject):
     """:func:`poly1_cross_entropy` as a frozen dataclass pytree.
 
@@ -406,5 +399,5 @@ class Poly1CrossEntropyLoss(LossObject):
 
     function: ClassVar = staticmethod(poly1_cross_entropy)
     epsilon: Any = 1.0
-    axis: int | tuple[int, ...] = static_field(-1)
-    reduction: str = static_field("mean")
+    axis: int | tuple[int, ...] = static_field(default=-1)
+    reduction: str = static_field(default="mean")

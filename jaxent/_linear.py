@@ -12,7 +12,6 @@ block, not ``N * V``.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Any, ClassVar
 
@@ -20,9 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxent import _checks, _reduction
-from jaxent._objects import LossObject, static_field
-from jaxent._softmax import _capped, _lse, _Stats, put_last, sharded_labels, softmax_losses, softmax_options
+from jaxent import _backend, _checks, _reduction
+from jaxent._objects import LossObject, loss_object, static_field
+from jaxent._softmax import Stats, capped, log_of_sum, put_last, sharded_labels, softmax_losses, softmax_options
 
 # Default chunk: about 2**22 float32 logits (16 MiB) per vocabulary chunk, and never
 # fewer than 256 vocabulary entries, so that the matmuls stay large.
@@ -47,7 +46,8 @@ class _Plan:
     def fold(self, step, w: jax.Array, carry):
         """``carry = step(start, size, w, carry)`` over the chunks, the tail included.
 
-        For 16-bit weights the loop carries ``w`` behind an optimization barrier: XLA:CPU
+        For 16-bit weights the loop carries ``w`` behind ``_backend.apart`` (an optimization
+        barrier on XLA:CPU only): XLA:CPU
         upcasts a bf16/f16 matrix it slices inside a loop and would hoist that upcast out
         of the loop, a float32 copy of the whole ``[V, D]`` weight. Other dtypes are read
         from the closure (carrying them would copy them).
@@ -56,12 +56,12 @@ class _Plan:
 
         def body(j, c):
             c, wc = c
-            wl = jax.lax.optimization_barrier(wc) if carried else w
+            wl = _backend.apart(wc) if carried else w
             return step(j * self.size, self.size, wl, c), wl if carried else None
 
         carry, wc = jax.lax.fori_loop(0, self.count, body, (carry, w if carried else None))
         if self.tail:
-            carry = step(self.count * self.size, self.tail, jax.lax.optimization_barrier(wc) if carried else w, carry)
+            carry = step(self.count * self.size, self.tail, _backend.apart(wc) if carried else w, carry)
         return carry
 
 
@@ -88,7 +88,7 @@ def _chunk_grad(raw, col, lse, g_lse, g_smooth, g_target, cap):
     """
 
     def entries(raw, target_term):
-        x, th = _capped(raw, cap)
+        x, th = capped(raw, cap)
         finite = x > -jnp.inf
         # d lse / dx = softmax; d target / dx = one-hot; d sum(x) / dx = 1 on finite entries.
         d = g_lse * jnp.exp(x - lse)
@@ -127,7 +127,7 @@ def _stats_fwd(cfg, h, w, bias, y, cap):
 
     def step(start, size, w, carry):
         m, s, target, sx = carry
-        x, _ = _capped(_logits(h, w, bias, start, size), cap)
+        x, _ = capped(_logits(h, w, bias, start, size), cap)
         # Online logsumexp: rescale the running sum to the new running max.
         m_new = jnp.maximum(jnp.maximum(m, jnp.max(x, axis=-1)), tiny)
         s = s * jnp.exp(m - m_new) + jnp.sum(jnp.exp(x - m_new[:, None]), axis=-1)
@@ -148,8 +148,9 @@ def _stats_fwd(cfg, h, w, bias, y, cap):
         m_all = jax.lax.pmax(m, axis_name)
         s, target, sx, remaining = jax.lax.psum(jnp.stack([s * jnp.exp(m - m_all), target, sx, remaining]), axis_name)
         m = m_all
-    lse = _lse(m, s)
-    stats = _Stats(lse=lse, target=target)
+    lse = m + log_of_sum(s)
+    # Absolute values (shift 0): the vocabulary is streamed, so no single row max is known up front.
+    stats = Stats(shift=jnp.zeros_like(lse), log_sum=lse, target=target)
     if smooth:
         stats = stats._replace(smooth_dot=sx, smooth_mass=remaining, remaining=remaining)
     return stats, (h, w, bias, y, cap, lse)
@@ -165,7 +166,7 @@ def _stats_bwd(cfg, res, g):
     def step(start, size, w, carry):
         dh, dw, db, dcap = carry
         raw = _logits(h, w, bias, start, size)
-        d, dcap_j = _chunk_grad(raw, _local_targets(y, start, size), lse, g.lse[:, None], g_smooth, g.target, cap)
+        d, dcap_j = _chunk_grad(raw, _local_targets(y, start, size), lse, g.log_sum[:, None], g_smooth, g.target, cap)
         dl = d.astype(h.dtype)  # matmul operands in the input dtype, float32 accumulation
         wj = jax.lax.dynamic_slice_in_dim(w, start, size)
         dh = dh + jax.lax.dot_general(dl, wj, _CONTRACT_CHUNK, preferred_element_type=ct)
@@ -192,7 +193,7 @@ def _stats_bwd(cfg, res, g):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _linear_stats(cfg, h, w, bias, y, cap) -> _Stats:
+def _linear_stats(cfg, h, w, bias, y, cap) -> Stats:
     return _stats_fwd(cfg, h, w, bias, y, cap)[0]
 
 
@@ -342,8 +343,7 @@ def linear_parts(
     return softmax_losses(stats, kept, wy, opts).reshape(batch), wy.reshape(batch)
 
 
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
+@loss_object
 class LinearCrossEntropyLoss(LossObject):
     """:func:`linear_cross_entropy` as a frozen dataclass pytree: ``loss(inputs, weight, targets)``.
 
@@ -356,10 +356,10 @@ class LinearCrossEntropyLoss(LossObject):
 
     function: ClassVar = staticmethod(linear_cross_entropy)
     bias: Any = None
-    ignore_index: int | None = static_field(-100)
+    ignore_index: int | None = static_field(default=-100)
     label_smoothing: Any = 0.0
     z_loss: Any = 0.0
     logit_softcap: Any = None
-    reduction: str = static_field("mean")
-    chunk_size: int | None = static_field(None)
-    axis_name: str | None = static_field(None)
+    reduction: str = static_field(default="mean")
+    chunk_size: int | None = static_field(default=None)
+    axis_name: str | None = static_field(default=None)

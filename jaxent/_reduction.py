@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
+
+# The ``reduction`` argument every loss takes.
+Reduction = Literal["none", "sum", "mean"]
 
 
 def safe_divide(total: jax.Array, denominator: jax.Array) -> jax.Array:

@@ -1,105 +1,69 @@
 """Softmax cross-entropy and negative log-likelihood.
 
-The heavy lifting is :func:`_softmax_stats`, a ``jax.custom_vjp`` that reads the logits
-once per pass and returns only per-example statistics: the logsumexp over the classes
-that remain (not masked by ``where``, not ``-inf``) and a few weighted sums of the
-logits. Everything built on those ``[batch]`` statistics (label smoothing, class
-weights, z-loss, masks, reductions) is ordinary JAX, so gradients with respect to the
-hyperparameters come from autodiff. The backward pass recomputes ``softmax`` from the
-saved logits and logsumexp in one fused elementwise pass; nothing of size
-``[batch, C]`` is saved or upcast.
+The heavy lifting is :func:`softmax_stats`, a ``jax.custom_jvp`` that reads the logits
+twice (the row max, then one fused pass of sums) and returns only per-example
+statistics: the log-sum-exp over the classes that remain (not masked by ``where``, not
+``-inf``) and a few weighted sums of the logits, all relative to the row max. Everything
+built on those ``[batch]`` statistics (label smoothing, class weights, z-loss, masks,
+reductions) is ordinary JAX, so gradients with respect to the hyperparameters come from
+autodiff. The tangent map is linear in the input tangents and recomputes the softmax
+under ``jax.checkpoint``: forward mode evaluates it, reverse mode transposes it into one
+fused elementwise pass over the saved logits. Nothing of size ``[batch, C]`` is saved or
+upcast, and the program is the same on every backend (XLA:CPU workarounds live in
+``_backend``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jaxent import _checks, _reduction
-from jaxent._objects import LossObject, static_field
+from jaxent import _backend, _checks, _reduction
+from jaxent._objects import LossObject, loss_object, static_field
 
 # --------------------------------------------------------------------------------------
-# The custom_vjp core.
+# The numerical core: one custom_jvp over per-example statistics.
 
 
-class _Stats(NamedTuple):
+class Stats(NamedTuple):
     """Per-example statistics over the remaining classes R (not masked, logit > -inf).
 
-    ``lse``, ``target``, ``dot``, ``mass``, ``smooth_dot`` and ``smooth_mass`` are
-    differentiable; ``remaining`` and ``lost`` are piecewise constant (no gradient).
+    Every logit enters relative to the row's ``shift`` m (the row max over R, a constant
+    for differentiation): ``x_c - m`` is exact, so a loss assembled from these values
+    does not cancel at large logits. ``remaining`` and ``lost`` are piecewise constant.
     """
 
-    lse: jax.Array  # log sum_{c in R} exp(x_c); -inf when R is empty
-    target: jax.Array | None = None  # x_y for integer targets; -inf when y is not in R
-    dot: jax.Array | None = None  # sum_{c in R} w_c t_c x_c for probability targets
+    shift: jax.Array  # m: the shift (0 for callers that keep absolute values)
+    log_sum: jax.Array  # log sum_{c in R} exp(x_c - m); -inf when R is empty (logsumexp = m + log_sum)
+    target: jax.Array | None = None  # x_y - m for integer targets; -inf when y is not in R
+    dot: jax.Array | None = None  # sum_{c in R} w_c t_c (x_c - m) for probability targets
     mass: jax.Array | None = None  # sum_{c in R} w_c t_c
-    smooth_dot: jax.Array | None = None  # sum_{c in R} w_c x_c (label smoothing)
+    smooth_dot: jax.Array | None = None  # sum_{c in R} w_c (x_c - m) (label smoothing)
     smooth_mass: jax.Array | None = None  # sum_{c in R} w_c
     remaining: jax.Array | None = None  # |R|, the classes that get smoothing mass
     lost: jax.Array | None = None  # number of unmasked -inf classes with target mass w_c t_c != 0
 
 
-# XLA:CPU runs a row reduction over up to 2**15 entries in one fast fused kernel and
-# longer rows about 7x slower, so the forward pass reduces long rows as equal pieces.
-_MAX_ROW = 2**15
+class StatsConfig(NamedTuple):
+    """The static part of :func:`softmax_stats`."""
+
+    smooth: bool  # compute the label-smoothing sums
+    axis_name: Any = None  # the mesh axis the classes are sharded over (inside shard_map)
 
 
-class _Rows:
-    """Views ``[..., C]`` arrays as ``[rows, C/k]`` pieces and combines per-piece results."""
+def row_max(x: jax.Array, mask: jax.Array | None) -> jax.Array:
+    """Row maximum over unmasked entries, in the input dtype (exact; no gradient: it is a shift).
 
-    def __init__(self, shape: tuple[int, ...]):
-        self.batch, c = shape[:-1], shape[-1]
-        self.k = next((k for k in range(-(-c // _MAX_ROW), c // 1024 + 1) if c % k == 0), 1) if c > _MAX_ROW else 1
-        self.width = c // self.k
-
-    def view(self, a: jax.Array) -> jax.Array:
-        """``[..., C]``, a per-class ``[1.., C]`` or a per-row ``[..., 1]`` array, as pieces."""
-        if self.k == 1:
-            return a
-        if a.shape[-1] == 1:  # one value per row: repeat it for each piece
-            return jnp.broadcast_to(a, a.shape[:-1] + (self.k,)).reshape(-1, 1)
-        a = a.reshape(a.shape[:-1] + (self.k, self.width))
-        return jnp.broadcast_to(a, self.batch + a.shape[-2:]).reshape(-1, self.width)
-
-    def combine(self, partial: jax.Array, op) -> jax.Array:
-        return partial if self.k == 1 else op(partial.reshape(self.batch + (self.k,)), axis=-1)
-
-
-@jax.custom_jvp
-def _row_sums(*terms: jax.Array) -> tuple[jax.Array, ...]:
-    """Sums over the last axis of several same-shape arrays in one fused pass.
-
-    One variadic reduce keeps XLA from materialising each (select-containing) term:
-    on CPU a single-operand reduce is handed to a kernel that needs its input in
-    memory, a float32 copy of the logits; a variadic reduce fuses its producers.
+    NaN propagates (a row holding NaN has a NaN max, so its loss is NaN).
     """
-    init = tuple(jnp.zeros((), t.dtype) for t in terms)
-    return tuple(jax.lax.reduce(terms, init, lambda a, b: tuple(u + v for u, v in zip(a, b)), (terms[0].ndim - 1,)))
-
-
-@_row_sums.defjvp
-def _row_sums_jvp(primals, tangents):
-    # Summation is linear: the tangent of a sum is the sum of the tangents.
-    return _row_sums(*primals), tuple(jnp.sum(t, axis=-1) for t in tangents)
-
-
-def _row_max(x: jax.Array, mask: jax.Array | None) -> jax.Array:
-    """Row maximum over unmasked entries, in the input dtype (exact; no gradient: a shift)."""
     x = jax.lax.stop_gradient(x)
-    if mask is None:
-        return jnp.max(x, axis=-1)
-    # Paired with a count so that the reduce is variadic and fuses the select (see _row_sums).
-    init = (jnp.array(-jnp.inf, x.dtype), jnp.zeros((), x.dtype))
-    terms = (jnp.where(mask, x, -jnp.inf), mask.astype(x.dtype))
-    return jax.lax.reduce(terms, init, lambda a, b: (jnp.maximum(a[0], b[0]), a[1] + b[1]), (x.ndim - 1,))[0]
+    return jnp.max(x if mask is None else jnp.where(mask, x, -jnp.inf), axis=-1)
 
 
-def _capped(x: jax.Array, cap: jax.Array | None) -> tuple[jax.Array, jax.Array | None]:
+def capped(x: jax.Array, cap: jax.Array | None) -> tuple[jax.Array, jax.Array | None]:
     """(logits in the compute dtype, soft-capped when ``cap`` is given; tanh(x/cap))."""
     xf = x.astype(_checks.compute_dtype(x.dtype))
     if cap is None:
@@ -120,92 +84,147 @@ def _expand(v: jax.Array | None, ndim: int) -> jax.Array | None:
     return None if v is None else v.reshape((1,) * (ndim - 1) + (-1,))
 
 
-def _lse(m: jax.Array, s: jax.Array) -> jax.Array:
-    # logsumexp(x) = m + log(sum(exp(x - m))); -inf for an empty row (s = 0).
-    return jnp.where(s > 0, m + jnp.log(jnp.where(s > 0, s, 1)), -jnp.inf)
+def log_of_sum(s: jax.Array, count: jax.Array | None = None) -> jax.Array:
+    """log s of a sum of exponentials; -inf for an empty row (no remaining class, or s = 0
+    without ``count``); NaN stays NaN."""
+    empty = (s == 0) if count is None else (count == 0)
+    return jnp.where(empty, -jnp.inf, jnp.log(jnp.where(empty, 1, s)))
 
 
-def _two_pass_lse(x: jax.Array) -> jax.Array:
-    """logsumexp over the last axis: the row max, then one fused exp-sum."""
-    rows, ct = _Rows(x.shape), _checks.compute_dtype(x.dtype)
-    xv = rows.view(x)
+def shift_of(m: jax.Array, ct) -> jax.Array:
     # A floor on the shift keeps an all -inf row at exp(-inf - floor) = 0 (no NaN).
-    m = jnp.maximum(rows.combine(_row_max(xv, None), jnp.max).astype(ct), jnp.finfo(ct).min)
-    s = rows.combine(jnp.sum(jnp.exp(xv.astype(ct) - rows.view(m[..., None])), axis=-1), jnp.sum)
-    return _lse(m, s)
+    return jnp.maximum(m.astype(ct), jnp.finfo(ct).min)
 
 
-# Largest sum(exp(x - shift)) accepted from the one-pass logsumexp (see _stats_fwd).
-_ONE_PASS_LIMIT = float(np.exp(60.0))
+def _onehot(labels: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """True at each row's label (int32 iota: any label dtype, any number of classes)."""
+    return jax.lax.broadcasted_iota(jnp.int32, shape, len(shape) - 1) == labels.astype(jnp.int32)[..., None]
 
 
-def _stats_fwd(cfg, x, cap, mask, labels, probs, weight):
+def _primal_stats(cfg: StatsConfig, x, cap, mask, labels, probs, weight) -> Stats:
     """``labels`` are indices into this device's classes; ``C`` (= x.shape[-1]) marks a
     target held by another device when the class axis is sharded over ``axis_name``."""
-    smooth, axis_name = cfg
     ct = _checks.compute_dtype(x.dtype)
-    rows = _Rows(x.shape)
-    xv = rows.view(x)
-    stats: dict[str, jax.Array] = {}
-    if labels is not None:
-        take = functools.partial(jnp.take_along_axis, indices=labels[..., None], axis=-1, mode="fill")
-        xy, _ = _capped(take(_apart(x), fill_value=0)[..., 0], cap)
-        ry = _remaining(xy, None if mask is None else take(mask, fill_value=False)[..., 0])
-        ry = ry & (labels < x.shape[-1])
-        stats["target"] = jnp.where(ry, xy, -jnp.inf)
-    if axis_name is None and mask is None and cap is None and probs is None and not smooth:
-        # Fast path, one pass: shift by the target logit instead of the row max. Any
-        # shift at most 60 below the max neither overflows nor loses precision, and
-        # s = sum(exp(x - x_y)) >= 1 says so: s <= e^60 implies max - x_y <= 60. Only a
-        # batch with an example whose loss exceeds ~60 (or an -inf target) takes the
-        # exact two-pass route. exp and sum fuse into one kernel (no select in it).
-        s = rows.combine(jnp.sum(jnp.exp(xv.astype(ct) - rows.view(xy[..., None])), axis=-1), jnp.sum)
-        lse = jax.lax.cond(jnp.all(s <= _ONE_PASS_LIMIT), lambda: xy + jnp.log(s), lambda: _two_pass_lse(_apart(x)))
-        return _Stats(lse=lse, **stats), (x, cap, mask, labels, probs, weight, lse)
-
-    mv = None if mask is None else rows.view(mask)
-    m = rows.combine(_row_max(xv, mv), jnp.max).astype(ct)
-    if axis_name is not None:
-        m = jax.lax.pmax(m, axis_name)  # one collective: the global row max
+    m = row_max(x, mask).astype(ct)
+    if cfg.axis_name is not None:
+        m = jax.lax.pmax(m, cfg.axis_name)  # one collective: the global row max
     if cap is not None:
         # tanh is increasing: the max of the capped logits is the capped max.
         m = cap * jnp.tanh(m / cap)
-    m = jnp.maximum(m, jnp.finfo(ct).min)
-    mb = rows.view(m[..., None])
-    xc, _ = _capped(xv, cap)
-    r = _remaining(xc, mv)
-    # Double where: masked entries never reach exp, so no inf/NaN leaks into gradients.
-    terms = {"s": jnp.where(r, jnp.exp(jnp.where(r, xc, mb) - mb), 0), "remaining": r.astype(ct)}
-    xr = jnp.where(r, xc, 0)
-    w = None if weight is None else rows.view(_expand(weight, x.ndim))
-    if probs is not None:
-        t = rows.view(probs).astype(ct)
-        wt = t if w is None else w * t
-        terms.update(dot=wt * xr, mass=jnp.where(r, wt, 0))
-        lost = (xc == -jnp.inf) if mv is None else (xc == -jnp.inf) & mv
-        terms["lost"] = (lost & (wt != 0)).astype(ct)
-    if smooth:
-        terms["smooth_dot"] = xr if w is None else w * xr
-        if w is not None:
-            terms["smooth_mass"] = jnp.where(r, w, 0)
-    sums = {name: rows.combine(v, jnp.sum) for name, v in zip(terms, _row_sums(*terms.values()))}
-    if axis_name is not None:
-        # The other collective: every per-example sum, and the target logit (held by one
-        # device), packed into a single psum.
+    m = shift_of(m, ct)
+    mb = m[..., None]
+    stats: dict[str, jax.Array] = {}
+    if labels is not None:
+        idx = labels[..., None]
+        take = functools.partial(jnp.take_along_axis, indices=idx, axis=-1, mode="fill")
+        xy, _ = capped(take(_backend.apart(x), fill_value=0)[..., 0], cap)
+        ry = _remaining(xy, None if mask is None else take(mask, fill_value=False)[..., 0])
+        ry = ry & (labels < x.shape[-1])
+        # x_y - m is exact (no cancellation at large logits).
+        stats["target"] = jnp.where(ry, xy - m, -jnp.inf)
+    xc, _ = capped(x, cap)
+    r = _remaining(xc, mask)
+    if mask is None and cap is None and probs is None and not cfg.smooth:
+        # Only the sum of exponentials: exp(-inf - m) = 0 needs no select, and the
+        # exp-sum with nothing else in it is one fused reduction on every backend.
+        sums = {"s": jnp.sum(jnp.exp(xc - mb), axis=-1)}
+    else:
+        xs = jnp.where(r, xc - mb, 0)  # x_c - m on R, 0 off R (never -inf - m)
+        # Double where: entries off R never reach exp, so no inf/NaN leaks into gradients.
+        terms = {"s": jnp.where(r, jnp.exp(xs), 0), "remaining": r.astype(ct)}
+        w = _expand(weight, x.ndim)
+        if probs is not None:
+            t = probs.astype(ct)
+            wt = t if w is None else w * t
+            terms.update(dot=jnp.where(r, wt * xs, 0), mass=jnp.where(r, wt, 0))
+            lost = (xc == -jnp.inf) if mask is None else (xc == -jnp.inf) & mask
+            terms["lost"] = (lost & (wt != 0)).astype(ct)
+        if cfg.smooth:
+            terms["smooth_dot"] = xs if w is None else w * xs
+            terms["smooth_mass"] = terms["remaining"] if w is None else jnp.where(r, w, 0)
+        sums = dict(zip(terms, _backend.row_sums(*terms.values())))
+    if cfg.axis_name is not None:
+        # The other collective: every per-example sum, and the target (held by one device),
+        # packed into a single psum.
         if labels is not None:
-            sums.update(target=jnp.where(ry, xy, 0), present=ry.astype(ct))
-        packed = jax.lax.psum(jnp.stack(list(sums.values())), axis_name)
+            sums.update(target=jnp.where(ry, stats["target"], 0), present=ry.astype(ct))
+        packed = jax.lax.psum(jnp.stack(list(sums.values())), cfg.axis_name)
         sums = dict(zip(sums, packed))
         if labels is not None:
             present = sums.pop("present")
             stats["target"] = jnp.where(present > 0, sums.pop("target"), -jnp.inf)
     s = sums.pop("s")
-    if smooth and w is None:
-        sums["smooth_mass"] = sums["remaining"]
-    if not smooth:
-        del sums["remaining"]
-    lse = _lse(m, s)
-    return _Stats(lse=lse, **stats, **sums), (x, cap, mask, labels, probs, weight, lse)
+    # An empty row (no remaining class) has s = 0; the count says so when there is one.
+    remaining = sums["remaining"] if cfg.smooth else sums.pop("remaining", None)
+    return Stats(shift=m, log_sum=log_of_sum(s, remaining), **stats, **sums)
+
+
+def _capped_tangent(dx, x, th, cap, dcap, r):
+    """Tangent of the soft-capped logits ``c·tanh(x/c)`` (``x`` finite on ``r``, 0 elsewhere)."""
+    if th is None:
+        return dx
+    # d/dx c*tanh(x/c) = 1 - tanh^2;  d/dc c*tanh(x/c) = tanh - (x/c)(1 - tanh^2).
+    return dx * (1 - th * th) + jnp.where(r, dcap * (th - x / cap * (1 - th * th)), 0)
+
+
+def _stats_tangent(cfg: StatsConfig, primals, stats: Stats, tangents) -> Stats:
+    """The tangent of :func:`softmax_stats`: linear in ``tangents`` (d logits, d cap,
+    d probs, d weight), with the softmax recomputed from the primals. Under
+    ``jax.checkpoint`` reverse mode transposes it into one pass over the logits that
+    saves nothing of size ``[batch, C]``."""
+    x, cap, mask, labels, probs, weight = primals
+    dx, dcap, _, _, dprobs, dweight = tangents
+    ct = _checks.compute_dtype(x.dtype)
+    x = _backend.apart(x)
+    xc, th = capped(x, cap)
+    r = _remaining(xc, mask)
+    dxc = dx.astype(ct)
+    if th is not None:
+        dxc = _capped_tangent(jnp.where(r, dxc, 0), jnp.where(r, x.astype(ct), 0), th, cap, dcap, r)
+    # d lse / dx_c = softmax_c = exp(x_c - lse) over R (0 off R). Written unlike the forward
+    # pass's exp(x_c - m), so that XLA cannot merge the two and keep the result in memory.
+    lse = (stats.shift + jnp.where(stats.log_sum > -jnp.inf, stats.log_sum, 0))[..., None]
+    # Without a mask R is the finite logits, and exp(-inf - lse) = 0 needs no select.
+    p = jnp.exp(xc - lse) if mask is None else jnp.where(r, jnp.exp(jnp.where(r, xc, lse) - lse), 0)
+    out: dict[str, jax.Array] = {"log_sum": jnp.sum(p * dxc, axis=-1)}
+    if labels is not None:
+        here = labels < x.shape[-1]
+        y = jnp.where(here, labels, 0)
+        # The target's raw tangent, then the soft-cap chain on [batch] values, so that the
+        # transpose writes the target entries of the gradient once, in place. (A target
+        # off R has a -inf statistic, which the loss drops with its tangent.)
+        dy = _backend.take_last(dx.astype(ct), y, _onehot(labels, x.shape), x.dtype)
+        if th is not None:
+            xy = jnp.take_along_axis(x, y[..., None], axis=-1)[..., 0].astype(ct)
+            ry = xy > -jnp.inf
+            xy = jnp.where(ry, xy, 0)
+            dy = _capped_tangent(dy, xy, jnp.tanh(xy / cap), cap, dcap, ry)
+        out["target"] = jnp.where(here, dy, 0)
+    if probs is not None or cfg.smooth:
+        xs = jnp.where(r, xc - stats.shift[..., None], 0)
+        dxc = jnp.where(r, dxc, 0)  # the sums below run over R only
+    w = _expand(weight, x.ndim)
+    dw = _expand(dweight, x.ndim)
+    assert w is None or dw is not None  # a weight has a tangent (zero when not differentiated)
+    if probs is not None:
+        t = probs.astype(ct)
+        dt = dprobs.astype(ct)
+        wt = t if w is None else w * t
+        # d(w t) = dw t + w dt; dot = sum w t (x - m) with m a constant.
+        dwt = jnp.where(r, dt if w is None else w * dt + dw * t, 0)
+        out["dot"] = jnp.sum(dwt * xs + wt * dxc, axis=-1)
+        out["mass"] = jnp.sum(dwt, axis=-1)
+    if cfg.smooth:
+        if w is None or dw is None:
+            out["smooth_dot"] = jnp.sum(dxc, axis=-1)
+        else:
+            dwr = jnp.where(r, dw, 0)
+            out["smooth_dot"] = jnp.sum(w * dxc + dwr * xs, axis=-1)
+            out["smooth_mass"] = jnp.sum(dwr, axis=-1)
+    if cfg.axis_name is not None:
+        out = dict(zip(out, jax.lax.psum(tuple(out.values()), cfg.axis_name)))
+    zero = jnp.zeros_like(stats.log_sum)
+    return stats._replace(**{k: out.get(k, zero) for k, v in stats._asdict().items() if v is not None})
 
 
 def put_last(arr: jax.Array, idx: jax.Array, values: jax.Array) -> jax.Array:
@@ -225,98 +244,26 @@ def put_last(arr: jax.Array, idx: jax.Array, values: jax.Array) -> jax.Array:
     )
 
 
-def _apart(x: jax.Array) -> jax.Array:
-    """``x`` behind an optimization barrier when it is half precision.
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def softmax_stats(cfg: StatsConfig, x, cap, mask, labels, probs, weight) -> Stats:
+    """:class:`Stats` of logits ``x`` ``[..., C]`` (any float dtype; computed in float32 or
+    float64) with an optional soft-cap, class mask ``[..., C]``, integer ``labels``
+    ``[...]``, probability targets ``[..., C]`` and class weights ``[C]``.
 
-    XLA's CPU backend fuses the forward's ``sum(exp(float32(x) - m))`` into one kernel
-    only if nothing else shares its ``float32(x)``; the backward pass and bf16 gathers
-    (which XLA upcasts) would, and a shared upcast is materialised: an [N, C] float32
-    copy. Reading ``x`` through a barrier there keeps the upcasts apart. No-op for f32.
+    Forward and reverse mode come from one ``jax.custom_jvp``: its tangent map is linear
+    and recomputes the softmax under ``jax.checkpoint``, so reverse mode saves only the
+    inputs and the ``[batch]`` statistics.
     """
-    return x if x.dtype == _checks.compute_dtype(x.dtype) else jax.lax.optimization_barrier(x)
+    return _primal_stats(cfg, x, cap, mask, labels, probs, weight)
 
 
-def _dlogits(smooth, g, lse, x, cap, mask, weight, probs, target):
-    """d loss / d logits on a block of classes ``x`` ([..., K]).
-
-    ``target`` marks the entries that are the integer target (a boolean array, True
-    for gathered targets) or is None. Returns (gradient in the compute dtype, per-entry
-    d loss / d cap or None, the remaining-class mask).
-    """
-    xc, th = _capped(x, cap)
-    r = _remaining(xc, mask)
-    # d lse / dx_c = softmax_c over R; exp(x - lse) <= 1 on R and exp(-inf) = 0 off it.
-    p = jnp.exp(xc - lse) if mask is None else jnp.where(r, jnp.exp(jnp.where(r, xc, lse) - lse), 0)
-    d = g.lse[..., None] * p
-    if target is not None:
-        d = d + jnp.where(target & r, g.target[..., None], 0)
-    if probs is not None:
-        t = probs.astype(xc.dtype)
-        d = d + jnp.where(r, g.dot[..., None] * (t if weight is None else weight * t), 0)
-    if smooth:
-        d = d + jnp.where(r, g.smooth_dot[..., None] * (1 if weight is None else weight), 0)
-    if th is None:
-        return d, None, r
-    # d/dx c*tanh(x/c) = 1 - tanh^2;  d/dc c*tanh(x/c) = tanh - (x/c)(1 - tanh^2).
-    xf = jnp.where(r, x.astype(xc.dtype), 0)
-    dcap = jnp.where(r, d * (th - xf / cap * (1 - th * th)), 0)
-    return d * (1 - th * th), dcap, r
-
-
-def _stats_bwd(cfg, res, g):
-    smooth, _ = cfg
-    x, cap, mask, labels, probs, weight, lse = res
-    ct = _checks.compute_dtype(x.dtype)
-    x = _apart(x)
-    w = _expand(weight, x.ndim)
-    lse = jnp.where(lse > -jnp.inf, lse, 0)[..., None]
-    scatter_targets = labels is not None and x.dtype == ct
-    onehot = None
-    if labels is not None and not scatter_targets:
-        onehot = jax.lax.broadcasted_iota(labels.dtype, x.shape, x.ndim - 1) == labels[..., None]
-    dx, dcap, r = _dlogits(smooth, g, lse, x, cap, mask, w, probs, onehot)
-    dx = dx.astype(x.dtype)
-    if scatter_targets:
-        # float32/64: overwrite the target entries in place (XLA CPU runs a per-entry
-        # one-hot select ~1.6x slower). Half precision keeps the select: XLA upcasts a
-        # bf16 scatter through an [N, C] float32 copy. Both round the target entry once.
-        idx = labels[..., None]
-        take = functools.partial(jnp.take_along_axis, indices=idx, axis=-1, mode="clip")
-        wy = None if weight is None or not smooth else weight[labels][..., None]
-        my = None if mask is None else take(mask)
-        dy, dcap_y, _ = _dlogits(smooth, g, lse, take(x), cap, my, wy, None, True)
-        dx = put_last(dx, idx, dy.astype(x.dtype))
-        if dcap is not None:
-            # Swap each target entry's d/dcap for its value with the target term.
-            dcap_y = dcap_y - _dlogits(smooth, g, lse, take(x), cap, my, wy, None, None)[1]
-            dcap = jnp.sum(dcap) + jnp.sum(jnp.where(idx < x.shape[-1], dcap_y, 0))
-    if dcap is not None and dcap.ndim:
-        dcap = jnp.sum(dcap)
-    dprobs = dweight = None
-    xr = jnp.where(r, _capped(x, cap)[0], 0)
-    if probs is not None:
-        t = probs.astype(ct)
-        # dot and mass are linear in t (and in w): d/dt_c = w_c (g_dot x_c + g_mass) on R.
-        dt = jnp.where(r, g.dot[..., None] * xr + g.mass[..., None], 0)
-        dprobs = (dt if w is None else w * dt).astype(probs.dtype)
-        if w is not None:
-            dweight = jnp.sum((t * dt).reshape(-1, x.shape[-1]), axis=0)
-    if smooth and w is not None:
-        ds = jnp.where(r, g.smooth_dot[..., None] * xr + g.smooth_mass[..., None], 0)
-        ds = jnp.sum(ds.reshape(-1, x.shape[-1]), axis=0)
-        dweight = ds if dweight is None else dweight + ds
-    if weight is not None and dweight is None:
-        dweight = jnp.zeros_like(weight)
-    primals = (res[0], cap, mask, labels, probs, weight)
-    return tuple(map(_reduction.sum_over_devices, (dx, dcap, None, None, dprobs, dweight), primals))
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _softmax_stats(cfg, x, cap, mask, labels, probs, weight) -> _Stats:
-    return _stats_fwd(cfg, x, cap, mask, labels, probs, weight)[0]
-
-
-_softmax_stats.defvjp(_stats_fwd, _stats_bwd)
+@softmax_stats.defjvp
+def _softmax_stats_jvp(cfg, primals, tangents):
+    stats = softmax_stats(cfg, *primals)
+    # Integer labels and boolean masks have no tangent (float0): the tangent map ignores them.
+    floats = tuple(None if t is None or t.dtype == jax.dtypes.float0 else t for t in tangents)
+    tangent = jax.checkpoint(functools.partial(_stats_tangent, cfg), prevent_cse=False)
+    return stats, tangent(primals, stats, floats)
 
 
 # --------------------------------------------------------------------------------------
@@ -354,7 +301,7 @@ def softmax_options(
     )
 
 
-def softmax_losses(stats: _Stats, kept: jax.Array, class_weight: jax.Array | None, opts: SoftmaxOptions) -> jax.Array:
+def softmax_losses(stats: Stats, kept: jax.Array, class_weight: jax.Array | None, opts: SoftmaxOptions) -> jax.Array:
     """Per-example loss from the statistics; 0 where not kept.
 
     ``class_weight`` is w_y per example for integer targets (NaN for an out-of-range
@@ -371,14 +318,16 @@ def softmax_losses(stats: _Stats, kept: jax.Array, class_weight: jax.Array | Non
         coef, target_dot = (1 - eps) * stats.mass, stats.dot
         # Target mass on an unmasked -inf class (while it carries weight): +inf loss.
         impossible = (stats.lost != 0) & (1 - eps != 0)
-    lse = _drop_inf(stats.lse)
-    # -sum_c a_c log p_c = (sum_c a_c) lse - sum_c a_c x_c, with a = (1-ε) w t.
-    losses = coef * lse - (1 - eps) * target_dot
+    ls = _drop_inf(stats.log_sum)
+    # -log p_c = lse - x_c = log_sum - (x_c - m): from shifted values, no cancellation.
+    # -sum_c a_c log p_c = (sum_c a_c) log_sum - sum_c a_c (x_c - m), with a = (1-ε) w t.
+    losses = coef * ls - (1 - eps) * target_dot
     if opts.smooth:
         assert stats.smooth_dot is not None and stats.smooth_mass is not None and stats.remaining is not None
-        # The uniform part ε/C' over the C' remaining classes: (ε/C') sum_c w_c (lse - x_c).
-        losses = losses + eps / jnp.maximum(stats.remaining, 1) * (stats.smooth_mass * lse - stats.smooth_dot)
+        # The uniform part ε/C' over the C' remaining classes: (ε/C') sum_c w_c (log_sum - (x_c - m)).
+        losses = losses + eps / jnp.maximum(stats.remaining, 1) * (stats.smooth_mass * ls - stats.smooth_dot)
     if opts.z_loss is not None:
+        lse = jnp.where(stats.log_sum == -jnp.inf, 0, stats.shift + stats.log_sum)
         losses = losses + opts.z_loss * lse * lse
     losses = jnp.where(kept & impossible, jnp.inf, losses)
     return jnp.where(kept, losses, 0)
@@ -453,10 +402,10 @@ def cross_entropy(
       smoothing mass; a target on one gives ``+inf`` with finite (zero) gradients for
       that example. An integer target outside ``[0, C)`` that is not ``ignore_index``
       gives NaN for that example (and under ``jax.experimental.checkify`` with
-      ``checkify.user_checks`` an error naming the label). Reverse mode (``grad``,
-      grad-of-grad, ``jax.hessian``) is supported through a ``jax.custom_vjp``; forward
-      mode (``jax.jvp``, ``jax.jacfwd`` alone) raises a ``TypeError``: compose
-      ``jax.nn.log_softmax`` by hand if you need it.
+      ``checkify.user_checks`` an error naming the label). Gradients come from one
+      ``jax.custom_jvp`` rule: forward mode (``jax.jvp``, ``jax.jacfwd``,
+      ``jax.linearize``), reverse mode (``grad``, grad-of-grad) and ``jax.hessian`` all
+      work, and reverse mode saves only the logits and a few numbers per example.
 
     Example:
       >>> import jax.numpy as jnp, jaxent
@@ -499,9 +448,9 @@ def cross_entropy_parts(
         )
     opts = softmax_options(fn, lay.x.dtype, reduction, ignore_index, label_smoothing, z_loss, logit_softcap)
     kept = _checks.kept_examples(lay, ignore_index, axis_name)
-    cfg = (opts.smooth, axis_name)
+    cfg = StatsConfig(opts.smooth, axis_name)
     if not lay.integer_targets:
-        stats = _softmax_stats(cfg, lay.x, opts.cap, lay.class_mask, None, lay.targets, lay.weight)
+        stats = softmax_stats(cfg, lay.x, opts.cap, lay.class_mask, None, lay.targets, lay.weight)
         return softmax_losses(stats, kept, None, opts), kept
     if axis_name is None:
         y, wy = _checks.class_labels(fn, lay, kept, ignore_index)
@@ -509,7 +458,7 @@ def cross_entropy_parts(
         y, wy = sharded_labels(
             fn, lay.targets, lay.num_classes, kept, ignore_index, lay.weight, axis_name, opts.eps.dtype
         )
-    stats = _softmax_stats(cfg, lay.x, opts.cap, lay.class_mask, y, None, lay.weight)
+    stats = softmax_stats(cfg, lay.x, opts.cap, lay.class_mask, y, None, lay.weight)
     return softmax_losses(stats, kept, wy, opts), wy
 
 
@@ -592,7 +541,7 @@ def nll_loss(
         if lay.class_mask is not None:
             wt = jnp.where(lay.class_mask, wt, 0)  # a masked class is removed from the targets too
         # -sum_c w_c t_c log p_c; target mass on a -inf log-probability makes it +inf.
-        dot, lost = _row_sums(wt * _drop_inf(lp), ((lp == -jnp.inf) & (wt != 0)).astype(ct))
+        dot, lost = _backend.row_sums(wt * _drop_inf(lp), ((lp == -jnp.inf) & (wt != 0)).astype(ct))
         losses, impossible = -dot, lost != 0
         denominator = kept
     losses = jnp.where(kept & impossible, jnp.inf, losses)
@@ -603,8 +552,7 @@ def nll_loss(
 # Loss objects.
 
 
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
+@loss_object
 class CrossEntropyLoss(LossObject):
     """:func:`cross_entropy` as a frozen dataclass pytree: ``CrossEntropyLoss(...)(logits, targets)``.
 
@@ -619,18 +567,17 @@ class CrossEntropyLoss(LossObject):
     """
 
     function: ClassVar = staticmethod(cross_entropy)
-    axis: int | tuple[int, ...] = static_field(-1)
+    axis: int | tuple[int, ...] = static_field(default=-1)
     weight: Any = None
-    ignore_index: int | None = static_field(-100)
+    ignore_index: int | None = static_field(default=-100)
     label_smoothing: Any = 0.0
     z_loss: Any = 0.0
     logit_softcap: Any = None
-    reduction: str = static_field("mean")
-    axis_name: str | None = static_field(None)
+    reduction: str = static_field(default="mean")
+    axis_name: str | None = static_field(default=None)
 
 
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
+@loss_object
 class NLLLoss(LossObject):
     """:func:`nll_loss` as a frozen dataclass pytree: ``NLLLoss(...)(log_probs, targets)``.
 
@@ -641,7 +588,7 @@ class NLLLoss(LossObject):
     """
 
     function: ClassVar = staticmethod(nll_loss)
-    axis: int | tuple[int, ...] = static_field(-1)
+    axis: int | tuple[int, ...] = static_field(default=-1)
     weight: Any = None
-    ignore_index: int | None = static_field(-100)
-    reduction: str = static_field("mean")
+    ignore_index: int | None = static_field(default=-100)
+    reduction: str = static_field(default="mean")

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 
 import jaxent
+from jaxent.bench import family
 from jaxent.bench.__main__ import main as bench_main
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -34,6 +35,7 @@ def test_benchmark_command_prints_ratios(capsys):
     bench_main(["cross_entropy", "--repeats", "2", "--shapes", "8x100", "8x100xbfloat16"])
     out = capsys.readouterr().out
     assert "jaxent/optax" in out and "optax temp MB" in out
+    assert out.count("jaxent/optax") == 1 and "{" not in out  # one table, no row dicts
     assert len(re.findall(r"^\s*8\s+100\s", out, re.M)) == 2
 
 
@@ -44,3 +46,20 @@ def test_linear_and_sharded_benchmarks_print_their_ratios(capsys):
     bench_main(["sharded", "--repeats", "1", "--shapes", "16x8x64"])
     out = capsys.readouterr().out
     assert "temp MB per device" in out and len(re.findall(r"^\s*\S*cross_entropy\s+16\s+8\s+64\s", out, re.M)) == 8
+
+
+def test_family_benchmark_prints_one_table_row_per_loss_and_option(capsys):
+    # As a user runs it: default float32 and NumPy-style promotion (the suite runs strict x64),
+    # which optax's own code (e.g. its float one-hot labels) needs.
+    with jax.enable_x64(False), jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
+        bench_main(["family", "--shapes", "8x5", "--repeats", "1"])
+    out = capsys.readouterr().out
+    assert out.count("jaxent/peer") == 1 and "peer temp MB" in out and "{" not in out
+    for row in family.ROWS:
+        dtype = {"float32": "f32", "bfloat16": "bf16"}[row.dtype]
+        cells = rf"^{re.escape(row.name)}\s+8x5\s+{dtype}\s+[\d.]+\s+{re.escape(row.peer_name)}\s+[\d.]+\s+\d+\.\d\d\s"
+        assert re.search(cells, out, re.M), (row.name, row.dtype)
+    assert len(re.findall(r"\s8x5\s", out)) == len(family.ROWS)
+    assert {r.name.split()[0].split("(")[0] for r in family.ROWS} >= {
+        n for n in jaxent.__all__ if n.islower() and not n.startswith(("linear", "sharded", "mean"))
+    }

@@ -16,6 +16,7 @@ from jax.experimental import checkify
 from jax.test_util import check_grads
 
 import jaxent
+from tests import programs
 from tests import references as ref
 from tests.tolerances import GRAD, LOSS, PARITY, assert_close
 
@@ -501,14 +502,26 @@ def test_poly1_gradients_match_reference_autodiff(config, integer):
         assert_close(a, b, GRAD[F64])
 
 
-def test_forward_mode_is_documented_as_unsupported():
-    x = logits_of((2, 3), 65)
-    for targets in (jnp.array([0, 1], jnp.int32), probs_of((2, 3), seed=66)):
-        for f in (jaxent.focal_loss, jaxent.poly1_cross_entropy):
-            with pytest.raises(TypeError, match="forward-mode"):
-                jax.jvp(lambda x: f(x, targets), (x,), (x,))
-    for f in (jaxent.focal_loss, jaxent.poly1_cross_entropy):
-        assert "forward mode" in " ".join(f.__doc__.split())
+@pytest.mark.parametrize("integer", [True, False])
+@pytest.mark.parametrize("name", ["focal", "poly1"])
+def test_forward_and_reverse_mode_second_order(name, integer):
+    x = logits_of((3, 4), 65)
+    targets = jnp.array([0, 1, 3], jnp.int32) if integer else probs_of((3, 4), seed=66)
+    if name == "focal":
+        f = lambda x, t, h: jaxent.focal_loss(x, t, gamma=h, alpha=jnp.array([0.5, 1.0, 2.0, 1.5]))
+        r = lambda x, t, h: ref.focal_loss(x, t, gamma=h, alpha=jnp.array([0.5, 1.0, 2.0, 1.5]))
+    else:
+        f = lambda x, t, h: jaxent.poly1_cross_entropy(x, t, epsilon=h)
+        r = lambda x, t, h: ref.poly1_cross_entropy(x, t, epsilon=h)
+    h = jnp.asarray(1.5)
+    if integer:
+        check_grads(lambda x, h: f(x, targets, h), (x, h), order=2, modes=["fwd", "rev"])
+    else:
+        check_grads(f, (x, targets, h), order=2, modes=["fwd", "rev"])
+    # jacfwd and linearize against the float64 reference's reverse mode.
+    assert_close(jax.jacfwd(f)(x, targets, h), jax.jacrev(r)(x, targets, h), GRAD[F64])
+    _, linear = jax.linearize(lambda x: f(x, targets, h), x)
+    assert_close(linear(x), jax.jvp(lambda x: r(x, targets, h), (x,), (x,))[1], GRAD[F64])
 
 
 # --------------------------------------------------------------------------------------
@@ -886,3 +899,16 @@ def test_property_poly1_is_cross_entropy_plus_epsilon_one_minus_pt(raw_logits, r
     # -log p >= 1 - p, so epsilon >= -1 keeps the loss non-negative.
     assert np.all(np.asarray(poly) >= -1e-15) and np.all(np.asarray(soft) >= -1e-15)
     assert_close(soft, want, LOSS[F64])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("integer", [True, False])
+def test_accelerator_programs_have_no_branch_and_no_barrier(integer, dtype):
+    x = logits_of((4, C), 80).astype(dtype)
+    targets = jnp.array([0, 1, 3, 4], jnp.int32) if integer else probs_of((4, C), seed=81).astype(dtype)
+    for loss in (
+        lambda x: jaxent.focal_loss(x, targets, gamma=2.0, alpha=ALPHA),
+        lambda x: jaxent.poly1_cross_entropy(x, targets, epsilon=2.0),
+    ):
+        programs.assert_backend_neutral(jax.value_and_grad(loss), x)
+        programs.assert_backend_neutral(lambda x: jax.jvp(loss, (x,), (x,)), x)

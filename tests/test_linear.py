@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import jaxent
+from tests import programs
 from tests.tolerances import GRAD, LOSS, PARITY, assert_close
 
 N, D, V = 9, 6, 23
@@ -272,3 +273,12 @@ def test_bfloat16_memory_does_not_grow_with_the_vocabulary():
         large = _temp(1024, 256, vocab, fused, jnp.bfloat16)
         assert large <= small + 2e6
         assert large < vocab * 256 * 2  # below even one bf16 copy of the weight
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_accelerator_programs_have_no_branch_and_no_barrier(dtype):
+    h = jnp.ones((8, 4), dtype)
+    w = jnp.ones((300, 4), dtype)
+    y = jnp.arange(8, dtype=jnp.int32)
+    loss = lambda h, w: jaxent.linear_cross_entropy(h, w, y, label_smoothing=0.1, chunk_size=128)
+    programs.assert_backend_neutral(jax.value_and_grad(loss, (0, 1)), h, w)

@@ -47,8 +47,28 @@ def hardware() -> str:
     return f"{platform.processor() or platform.machine()} | jax {jax.__version__} on {len(devices)} x {kind}"
 
 
-def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    cells = [[str(r.get(c, "")) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    line = lambda values: "  ".join(v.rjust(w) for v, w in zip(values, widths))
-    return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(row) for row in cells])
+class Table:
+    """A table printed as it grows: the header with the first row, then one aligned line per row.
+
+    Columns are the first row's keys; each is as wide as its name, the first row's value and
+    ``widths`` (a hint for values that grow later). The first column is left-aligned.
+    """
+
+    def __init__(self, widths: Mapping[str, int] | None = None) -> None:
+        self.widths: dict[str, int] = dict(widths or {})
+        self.columns: list[str] = []
+
+    def _line(self, values: list[str]) -> str:
+        cells = [
+            v.ljust(self.widths[c]) if i == 0 else v.rjust(self.widths[c])
+            for i, (c, v) in enumerate(zip(self.columns, values))
+        ]
+        return "  ".join(cells).rstrip()
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        if not self.columns:
+            self.columns = list(row)
+            self.widths = {c: max(len(c), len(str(row[c])), self.widths.get(c, 0)) for c in self.columns}
+            print(self._line(self.columns))
+            print(self._line(["-" * self.widths[c] for c in self.columns]))
+        print(self._line([str(row.get(c, "")) for c in self.columns]), flush=True)

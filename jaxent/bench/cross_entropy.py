@@ -16,7 +16,7 @@ import numpy as np
 import optax
 
 import jaxent
-from jaxent.bench._timing import alternate, temp_bytes
+from jaxent.bench._timing import Table, alternate, temp_bytes
 
 DEFAULT_SHAPES = ((4096, 32000, "float32"), (4096, 32000, "bfloat16"), (2048, 128256, "float32"))
 SHAPE_HELP = "NxV[xdtype] shapes, e.g. 4096x32000xbfloat16"
@@ -46,6 +46,7 @@ def _torch_runner(x: np.ndarray, y: np.ndarray, dtype: str):
 
 def run(shapes=DEFAULT_SHAPES, repeats: int = 20, torch: bool = True) -> list[dict[str, Any]]:
     rows = []
+    table = Table({"dtype": 8, "jaxent ms": 7, "optax ms": 7, "torch ms": 7})
     for n, v, dtype in shapes:
         rng = np.random.default_rng(0)
         x_np = rng.normal(size=(n, v)).astype(np.float32)
@@ -75,5 +76,5 @@ def run(shapes=DEFAULT_SHAPES, repeats: int = 20, torch: bool = True) -> list[di
             row["torch ms"] = f"{median['torch'] * 1e3:.1f}"
             row["jaxent/torch"] = f"{median['jaxent'] / median['torch']:.2f}"
         rows.append(row)
-        print(row, flush=True)
+        table.add(row)
     return rows

@@ -18,7 +18,7 @@ import numpy as np
 import optax
 
 import jaxent
-from jaxent.bench._timing import alternate, temp_bytes
+from jaxent.bench._timing import Table, alternate, temp_bytes
 
 DEFAULT_SHAPES = ((4096, 512, 32000, "float32"), (1024, 512, 128256, "float32"))
 SHAPE_HELP = "NxDxV[xdtype] shapes, e.g. 4096x512x32000 or 1024x512x128256xbfloat16"
@@ -52,6 +52,7 @@ def _torch_runners(h: np.ndarray, w: np.ndarray, y: np.ndarray, dtype: str) -> d
 
 def run(shapes=DEFAULT_SHAPES, repeats: int = 5, torch: bool = True) -> list[dict[str, Any]]:
     rows = []
+    table = Table({"dtype": 8})
     for n, d, v, dtype in shapes:
         rng = np.random.default_rng(0)
         h_np = rng.normal(size=(n, d)).astype(np.float32)
@@ -76,5 +77,5 @@ def run(shapes=DEFAULT_SHAPES, repeats: int = 5, torch: bool = True) -> list[dic
                 row[f"jaxent/{other}"] = f"{median['jaxent'] / median[other]:.2f}"
         row.update({f"{name} temp MB": f"{temp_bytes(f, h, w, y) / 1e6:.1f}" for name, f in programs.items()})
         rows.append(row)
-        print(row, flush=True)
+        table.add(row)
     return rows

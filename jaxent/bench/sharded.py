@@ -23,7 +23,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import jaxent
-from jaxent.bench._timing import alternate, memory_bytes
+from jaxent.bench._timing import Table, alternate, memory_bytes
 
 DEFAULT_SHAPES = ((2048, 512, 32768, "float32"),)
 SHAPE_HELP = "NxDxV[xdtype] shapes, e.g. 2048x512x32768"
@@ -38,6 +38,7 @@ def parse_shape(text: str) -> tuple[int, int, int, str]:
 def run(shapes=DEFAULT_SHAPES, repeats: int = 5, torch: bool = False) -> list[dict[str, Any]]:
     del torch  # PyTorch has no counterpart here
     rows = []
+    table = Table({"loss": 20, "dtype": 8})
     for n, d, v, dtype in shapes:
         rng = np.random.default_rng(0)
         h = jnp.asarray(rng.normal(size=(n, d)), dtype)
@@ -78,5 +79,5 @@ def run(shapes=DEFAULT_SHAPES, repeats: int = 5, torch: bool = False) -> list[di
                 "args MB per device": f"{argument / 1e6:.1f}",
             }
             rows.append(row)
-            print(row, flush=True)
+            table.add(row)
     return rows

@@ -1,0 +1,539 @@
+"""``python -m jaxent.bench family``: every loss and option against its peer.
+
+One row per public loss and per option users turn on (label smoothing, one-hot and soft
+targets, class masks, weights with ``ignore_index``, z-loss, softcap, bf16, loss objects
+passed into ``jax.jit``). Each row times ``jax.jit(jax.value_and_grad(mean loss))``, the
+gradient taken with respect to the logits (predictions), of jaxent against its peer: optax
+where optax has the loss, else the plain ``jnp`` composition a user would write; and,
+when PyTorch is installed, ``loss.backward()`` on the same inputs. It also reads both JAX
+programs' compiled temporary memory. ``--quick`` runs 3 repeats at 256x10 and 4096x1000;
+``--rows SUBSTR`` keeps the rows whose name (or dtype) contains ``SUBSTR``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib.util
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import jaxent
+from jaxent.bench._timing import Table, alternate, temp_bytes
+
+DEFAULT_SHAPES = ((256, 10), (4096, 1000), (4096, 32000))
+QUICK_SHAPES = ((256, 10), (4096, 1000))
+QUICK_REPEATS = 3
+SHAPE_HELP = "NxC shapes of the logits (predictions), e.g. 4096x1000"
+
+Inputs = tuple[Any, ...]  # the differentiated logits (float32 NumPy) first, then targets and options
+Builder = Callable[[np.random.Generator, int, int], Inputs]
+
+
+def parse_shape(text: str) -> tuple[int, int]:
+    n, c = text.split("x")
+    return int(n), int(c)
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One benchmark row: three functions of the same inputs, each returning the mean loss."""
+
+    name: str
+    jaxent: Callable[..., Any]
+    peer: Callable[..., Any]
+    peer_name: str
+    inputs: Builder
+    torch: Callable[..., Any] | None = None  # of torch tensors (integers as int64), or None
+    dtype: str = "float32"  # of the logits; every other input keeps its NumPy dtype
+
+
+# Inputs: seeded normals, [N, C] for every loss (elementwise ones too).
+
+
+def _normal(rng: np.random.Generator, n: int, c: int) -> np.ndarray:
+    return rng.normal(size=(n, c)).astype(np.float32)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def _one_hot(y: np.ndarray, c: int) -> np.ndarray:
+    out = np.zeros((y.size, c), np.float32)
+    out[np.arange(y.size), y] = 1.0
+    return out
+
+
+def _labels(rng: np.random.Generator, n: int, c: int) -> Inputs:
+    return _normal(rng, n, c), rng.integers(0, c, size=n).astype(np.int32)
+
+
+def _one_hot_labels(rng: np.random.Generator, n: int, c: int) -> Inputs:
+    x, y = _labels(rng, n, c)
+    return x, _one_hot(y, c)
+
+
+def _soft_labels(rng: np.random.Generator, n: int, c: int) -> Inputs:
+    return _normal(rng, n, c), _softmax(_normal(rng, n, c))
+
+
+def _class_mask(rng: np.random.Generator, n: int, c: int) -> Inputs:
+    x, y = _labels(rng, n, c)
+    mask = rng.random((n, c)) > 0.25
+    mask[np.arange(n), y] = True  # the target class stays in
+    return x, y, mask
+
+
+def _weight_ignore(rng: np.random.Generator, n: int, c: int) -> Inputs:
+    x, y = _labels(rng, n, c)
+    y[rng.random(n) < 0.1] = -100
+    return x, y, rng.uniform(0.5, 1.5, size=c).astype(np.float32)
+
+
+def _log_probs(rng: np.random.Generator, n: int, c: int) -> Inputs:
+    x, y = _labels(rng, n, c)
+    return np.log(_softmax(x)), y
+
+
+def _binary(rng: np.random.Generator, n: int, c: int) -> Inputs:
+    return _normal(rng, n, c), (rng.random((n, c)) < 0.5).astype(np.float32)
+
+
+def _probs(rng: np.random.Generator, n: int, c: int) -> Inputs:
+    x, y = _binary(rng, n, c)
+    return 1 / (1 + np.exp(-x)), y
+
+
+def _kl(rng: np.random.Generator, n: int, c: int) -> Inputs:
+    x, t = _soft_labels(rng, n, c)
+    return np.log(_softmax(x)), t
+
+
+def _signs(rng: np.random.Generator, n: int, c: int) -> Inputs:
+    x, y = _binary(rng, n, c)
+    return x, 2 * y - 1
+
+
+def _regression(rng: np.random.Generator, n: int, c: int) -> Inputs:
+    return _normal(rng, n, c), _normal(rng, n, c)
+
+
+def _with(builder: Builder, *extra: Any) -> Builder:
+    """``builder``'s inputs followed by ``extra`` (e.g. a loss object passed into ``jit``)."""
+    return lambda rng, n, c: (*builder(rng, n, c), *extra)
+
+
+# Peers: optax where it has the loss, else the jnp composition a user would write.
+
+_optax_ce = optax.losses.softmax_cross_entropy_with_integer_labels
+
+
+def _smoothed_ce(x: jax.Array, y: jax.Array, eps: float = 0.1) -> jax.Array:
+    labels = optax.smooth_labels(jax.nn.one_hot(y, x.shape[-1], dtype=x.dtype), eps)
+    return optax.losses.softmax_cross_entropy(x, labels).mean()
+
+
+def _weighted_ce(x: jax.Array, y: jax.Array, w: jax.Array) -> jax.Array:
+    kept = y != -100
+    safe = jnp.where(kept, y, 0)
+    wy = jnp.where(kept, w[safe], 0.0)
+    log_p = jnp.take_along_axis(jax.nn.log_softmax(x), safe[:, None], -1)[:, 0]
+    return -(wy * log_p).sum() / wy.sum()
+
+
+def _pick(x: jax.Array, y: jax.Array) -> jax.Array:
+    return jnp.take_along_axis(x, y[:, None], -1)[:, 0]
+
+
+def _focal(x: jax.Array, y: jax.Array, gamma: float = 2.0) -> jax.Array:  # Keras CategoricalFocalCrossentropy
+    log_p = _pick(jax.nn.log_softmax(x), y)
+    return -((1 - jnp.exp(log_p)) ** gamma * log_p).mean()
+
+
+def _bce_probs(p: jax.Array, y: jax.Array) -> jax.Array:  # PyTorch's clamped logs
+    return -(y * jnp.maximum(jnp.log(p), -100) + (1 - y) * jnp.maximum(jnp.log1p(-p), -100)).mean()
+
+
+def _multi_margin(x: jax.Array, y: jax.Array, margin: float = 1.0) -> jax.Array:
+    terms = jnp.maximum(0.0, margin - _pick(x, y)[:, None] + x)
+    terms = jnp.where(jnp.arange(x.shape[-1], dtype=y.dtype)[None, :] == y[:, None], 0.0, terms)
+    return terms.sum(-1).mean() / x.shape[-1]
+
+
+# PyTorch: the same quantities on torch tensors.
+
+
+def _t_smoothed(x: Any, y: Any) -> Any:
+    import torch.nn.functional as F
+
+    return F.cross_entropy(x, y, label_smoothing=0.1)
+
+
+def _t_ce(x: Any, y: Any, *_: Any) -> Any:
+    import torch.nn.functional as F
+
+    return F.cross_entropy(x, y)
+
+
+def _t_masked_ce(x: Any, y: Any, mask: Any) -> Any:
+    import torch.nn.functional as F
+
+    return F.cross_entropy(x.masked_fill(~mask, float("-inf")), y)
+
+
+def _t_weighted_ce(x: Any, y: Any, w: Any) -> Any:
+    import torch.nn.functional as F
+
+    return F.cross_entropy(x, y, weight=w, ignore_index=-100)
+
+
+def _t_z_loss(x: Any, y: Any) -> Any:
+    import torch.nn.functional as F
+
+    return (F.cross_entropy(x, y, reduction="none") + 1e-4 * x.logsumexp(-1) ** 2).mean()
+
+
+def _t_softcap(x: Any, y: Any) -> Any:
+    import torch.nn.functional as F
+
+    return F.cross_entropy(30 * (x / 30).tanh(), y)
+
+
+def _t_nll(x: Any, y: Any) -> Any:
+    import torch.nn.functional as F
+
+    return F.nll_loss(x, y)
+
+
+def _t_focal(x: Any, y: Any) -> Any:
+    log_p = x.log_softmax(-1).gather(-1, y[:, None])[:, 0]
+    return -((1 - log_p.exp()) ** 2 * log_p).mean()
+
+
+def _t_poly1(x: Any, y: Any) -> Any:
+    import torch.nn.functional as F
+
+    ce = F.cross_entropy(x, y, reduction="none")
+    return (ce + 2.0 * (1 - (-ce).exp())).mean()
+
+
+def _t_poly1_probs(x: Any, q: Any) -> Any:
+    import torch.nn.functional as F
+
+    return (F.cross_entropy(x, q, reduction="none") + 2.0 * (1 - (q * x.softmax(-1)).sum(-1))).mean()
+
+
+def _t_bce_logits(x: Any, y: Any) -> Any:
+    import torch.nn.functional as F
+
+    return F.binary_cross_entropy_with_logits(x, y)
+
+
+def _t_bce(p: Any, y: Any) -> Any:
+    import torch.nn.functional as F
+
+    return F.binary_cross_entropy(p, y)
+
+
+def _t_sigmoid_focal(x: Any, y: Any) -> Any:  # torchvision's sigmoid_focal_loss with alpha=-1 (off)
+    import torch.nn.functional as F
+
+    p = x.sigmoid()
+    p_t = p * y + (1 - p) * (1 - y)
+    return (F.binary_cross_entropy_with_logits(x, y, reduction="none") * (1 - p_t) ** 2).mean()
+
+
+def _t_kl(log_q: Any, t: Any) -> Any:
+    import torch.nn.functional as F
+
+    return F.kl_div(log_q, t, reduction="batchmean")
+
+
+def _t_hinge(s: Any, y: Any) -> Any:
+    return (1 - s * y).clamp(min=0).mean()
+
+
+def _t_multi_margin(s: Any, y: Any) -> Any:
+    import torch.nn.functional as F
+
+    return F.multi_margin_loss(s, y)
+
+
+def _t_multiclass_hinge(s: Any, y: Any) -> Any:
+    import torch.nn.functional as F
+
+    target = s.gather(-1, y[:, None])[:, 0]
+    return ((s + 1 - F.one_hot(y, s.shape[-1])).amax(-1) - target).mean()
+
+
+def _t_mse(p: Any, t: Any) -> Any:
+    import torch.nn.functional as F
+
+    return F.mse_loss(p, t)
+
+
+def _ce_rows(dtype: str) -> list[Row]:
+    return [
+        Row(
+            "cross_entropy",
+            lambda x, y: jaxent.cross_entropy(x, y),
+            lambda x, y: _optax_ce(x, y).mean(),
+            "optax",
+            _labels,
+            _t_ce,
+            dtype,
+        ),
+        Row(
+            "cross_entropy label_smoothing=0.1",
+            lambda x, y: jaxent.cross_entropy(x, y, label_smoothing=0.1),
+            _smoothed_ce,
+            "optax smooth_labels",
+            _labels,
+            _t_smoothed,
+            dtype,
+        ),
+    ]
+
+
+ROWS: Sequence[Row] = (
+    *_ce_rows("float32"),
+    *_ce_rows("bfloat16"),
+    Row(
+        "cross_entropy one-hot",
+        lambda x, q: jaxent.cross_entropy(x, q),
+        lambda x, q: optax.losses.softmax_cross_entropy(x, q).mean(),
+        "optax",
+        _one_hot_labels,
+        _t_ce,
+    ),
+    Row(
+        "cross_entropy soft",
+        lambda x, q: jaxent.cross_entropy(x, q),
+        lambda x, q: optax.losses.softmax_cross_entropy(x, q).mean(),
+        "optax",
+        _soft_labels,
+        _t_ce,
+    ),
+    Row(
+        "cross_entropy where=[N,C]",
+        lambda x, y, m: jaxent.cross_entropy(x, y, where=m),
+        lambda x, y, m: _optax_ce(x, y, where=m).mean(),
+        "optax where",
+        _class_mask,
+        _t_masked_ce,
+    ),
+    Row(
+        "cross_entropy weight+ignore_index",
+        lambda x, y, w: jaxent.cross_entropy(x, y, weight=w, ignore_index=-100),
+        _weighted_ce,
+        "jnp",
+        _weight_ignore,
+        _t_weighted_ce,
+    ),
+    Row(
+        "cross_entropy z_loss=1e-4",
+        lambda x, y: jaxent.cross_entropy(x, y, z_loss=1e-4),
+        lambda x, y: (_optax_ce(x, y) + 1e-4 * jax.nn.logsumexp(x, -1) ** 2).mean(),
+        "optax + jnp",
+        _labels,
+        _t_z_loss,
+    ),
+    Row(
+        "cross_entropy logit_softcap=30",
+        lambda x, y: jaxent.cross_entropy(x, y, logit_softcap=30.0),
+        lambda x, y: _optax_ce(30 * jnp.tanh(x / 30), y).mean(),
+        "optax + jnp",
+        _labels,
+        _t_softcap,
+    ),
+    Row(
+        "CrossEntropyLoss() under jit",
+        lambda x, y, loss: loss(x, y),
+        lambda x, y, loss: _optax_ce(x, y).mean(),
+        "optax",
+        _with(_labels, jaxent.CrossEntropyLoss()),
+        _t_ce,
+    ),
+    Row(
+        "CrossEntropyLoss(label_smoothing=0.1) under jit",
+        lambda x, y, loss: loss(x, y),
+        lambda x, y, loss: _smoothed_ce(x, y),
+        "optax smooth_labels",
+        _with(_labels, jaxent.CrossEntropyLoss(label_smoothing=0.1)),
+        lambda x, y, loss: _t_smoothed(x, y),
+    ),
+    Row(
+        "nll_loss", lambda lp, y: jaxent.nll_loss(lp, y), lambda lp, y: -_pick(lp, y).mean(), "jnp", _log_probs, _t_nll
+    ),
+    Row("focal_loss", lambda x, y: jaxent.focal_loss(x, y), _focal, "jnp (Keras)", _labels, _t_focal),
+    Row(
+        "poly1_cross_entropy",
+        lambda x, y: jaxent.poly1_cross_entropy(x, y, epsilon=2.0),
+        lambda x, y: optax.losses.poly_loss_cross_entropy(
+            x, jax.nn.one_hot(y, x.shape[-1], dtype=x.dtype), epsilon=2.0
+        ).mean(),
+        "optax one-hot",
+        _labels,
+        _t_poly1,
+    ),
+    Row(
+        "poly1_cross_entropy one-hot",
+        lambda x, q: jaxent.poly1_cross_entropy(x, q, epsilon=2.0),
+        lambda x, q: optax.losses.poly_loss_cross_entropy(x, q, epsilon=2.0).mean(),
+        "optax",
+        _one_hot_labels,
+        _t_poly1_probs,
+    ),
+    Row(
+        "binary_cross_entropy_with_logits",
+        lambda x, y: jaxent.binary_cross_entropy_with_logits(x, y),
+        lambda x, y: optax.losses.sigmoid_binary_cross_entropy(x, y).mean(),
+        "optax",
+        _binary,
+        _t_bce_logits,
+    ),
+    Row(
+        "binary_cross_entropy",
+        lambda p, y: jaxent.binary_cross_entropy(p, y),
+        _bce_probs,
+        "jnp",
+        _probs,
+        _t_bce,
+    ),
+    Row(
+        "sigmoid_focal_loss",
+        lambda x, y: jaxent.sigmoid_focal_loss(x, y),
+        lambda x, y: optax.losses.sigmoid_focal_loss(x, y).mean(),
+        "optax",
+        _binary,
+        _t_sigmoid_focal,
+    ),
+    Row(
+        "kl_divergence",
+        lambda lq, t: jaxent.kl_divergence(lq, t),
+        lambda lq, t: optax.losses.kl_divergence(lq, t).mean(),
+        "optax",
+        _kl,
+        _t_kl,
+    ),
+    Row(
+        "hinge_loss",
+        lambda s, y: jaxent.hinge_loss(s, y),
+        lambda s, y: optax.losses.hinge_loss(s, y).mean(),
+        "optax",
+        _signs,
+        _t_hinge,
+    ),
+    Row(
+        "multi_margin_loss",
+        lambda s, y: jaxent.multi_margin_loss(s, y),
+        _multi_margin,
+        "jnp",
+        _labels,
+        _t_multi_margin,
+    ),
+    Row(
+        "multiclass_hinge_loss",
+        lambda s, y: jaxent.multiclass_hinge_loss(s, y),
+        lambda s, y: optax.losses.multiclass_hinge_loss(s, y).mean(),
+        "optax",
+        _labels,
+        _t_multiclass_hinge,
+    ),
+    Row(
+        "mse_loss",
+        lambda p, t: jaxent.mse_loss(p, t),
+        lambda p, t: optax.losses.squared_error(p, t).mean(),
+        "optax",
+        _regression,
+        _t_mse,
+    ),
+)
+
+
+def jax_inputs(row: Row, inputs: Inputs) -> Inputs:
+    """The row's inputs as JAX arrays, the logits in ``row.dtype`` (non-arrays, e.g. loss objects, as they are)."""
+    x, *rest = inputs
+    return (jnp.asarray(x, row.dtype), *(jnp.asarray(a) if isinstance(a, np.ndarray) else a for a in rest))
+
+
+def _torch_runner(row: Row, inputs: Inputs) -> Callable[[], Any] | None:
+    if row.torch is None:
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    x, *rest = inputs
+    tx = torch.tensor(x).to(getattr(torch, row.dtype)).requires_grad_(True)
+    targs = [
+        torch.from_numpy(a.astype(np.int64) if a.dtype.kind in "iu" else a) if isinstance(a, np.ndarray) else a
+        for a in rest
+    ]
+    fn = row.torch
+
+    def run() -> Any:
+        tx.grad = None
+        loss = fn(tx, *targs)
+        loss.backward()
+        return loss
+
+    return run
+
+
+def _short(dtype: str) -> str:
+    return {"float32": "f32", "bfloat16": "bf16"}.get(dtype, dtype)
+
+
+def run(
+    shapes: Sequence[tuple[int, int]] | None = None,
+    repeats: int | None = None,
+    torch: bool = True,
+    quick: bool = False,
+    rows: str | None = None,
+) -> list[dict[str, Any]]:
+    if shapes is None:
+        shapes = QUICK_SHAPES if quick else DEFAULT_SHAPES
+    if repeats is None:
+        repeats = QUICK_REPEATS if quick else 10
+    torch = torch and importlib.util.find_spec("torch") is not None
+    selected = [r for r in ROWS if rows is None or rows in f"{r.name} {r.dtype}"]
+    table = Table({"loss": max((len(r.name) for r in selected), default=4), "peer": 19, "shape": 10})
+    results = []
+    for n, c in shapes:
+        for row in selected:
+            inputs = row.inputs(np.random.default_rng(0), n, c)
+            args = jax_inputs(row, inputs)
+            ours, theirs = jax.value_and_grad(row.jaxent), jax.value_and_grad(row.peer)
+            contenders: dict[str, Callable[[], Any]] = {
+                "jaxent": functools.partial(jax.jit(ours), *args),
+                "peer": functools.partial(jax.jit(theirs), *args),
+            }
+            torch_run = _torch_runner(row, inputs) if torch else None
+            if torch_run is not None:
+                contenders["torch"] = torch_run
+            median = alternate(contenders, repeats)
+            result = {
+                "loss": row.name,
+                "shape": f"{n}x{c}",
+                "dtype": _short(row.dtype),
+                "jaxent ms": f"{median['jaxent'] * 1e3:.2f}",
+                "peer": row.peer_name,
+                "peer ms": f"{median['peer'] * 1e3:.2f}",
+                "jaxent/peer": f"{median['jaxent'] / median['peer']:.2f}",
+                "jaxent temp MB": f"{temp_bytes(ours, *args) / 1e6:.1f}",
+                "peer temp MB": f"{temp_bytes(theirs, *args) / 1e6:.1f}",
+            }
+            if torch:
+                result["torch ms"] = f"{median['torch'] * 1e3:.2f}" if "torch" in median else "-"
+                result["jaxent/torch"] = f"{median['jaxent'] / median['torch']:.2f}" if "torch" in median else "-"
+            table.add(result)
+            results.append(result)
+    return results
