@@ -9,8 +9,14 @@ data-dependent branch). Each function names the behaviour it works around.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.custom_derivatives import SymbolicZero
 
 
 def _identity(x: jax.Array) -> jax.Array:
@@ -89,3 +95,85 @@ def separately(arrays: tuple[jax.Array, ...], i: int) -> tuple[jax.Array, ...]:
         return jax.lax.optimization_barrier((*arrays, jnp.int32(i)))[:-1]
 
     return tuple(jax.lax.platform_dependent(*arrays, cpu=barrier, default=lambda *a: a))
+
+
+def _paired_count_sums(values: tuple[jax.Array, ...], counts: jax.Array) -> tuple[tuple[jax.Array, ...], jax.Array]:
+    # One variadic reduce: the sums of ``values`` and the int32 sum of ``counts``. XLA:CPU
+    # vectorises a reduce with one floating accumulator (and integer ones) but not one with
+    # several: several values are stacked on a new last axis and summed as one.
+    axis, stacked = counts.ndim - 1, values[0] if len(values) == 1 else jnp.stack(values, axis=-1)
+    count_each = jnp.broadcast_to(counts.reshape(counts.shape + (1,) * (stacked.ndim - counts.ndim)), stacked.shape)
+    init = (jnp.zeros((), stacked.dtype), jnp.zeros((), jnp.int32))
+    totals, counted = jax.lax.reduce(
+        (stacked, count_each.astype(jnp.int32)), init, lambda a, b: (a[0] + b[0], a[1] + b[1]), (axis,)
+    )
+    if len(values) == 1:
+        return (totals,), counted
+    return tuple(totals[..., i] for i in range(len(values))), counted[..., 0]
+
+
+def _plain_count_sums(values: tuple[jax.Array, ...], counts: jax.Array) -> tuple[tuple[jax.Array, ...], jax.Array]:
+    return tuple(jnp.sum(v, axis=-1) for v in values), jnp.sum(counts, axis=-1, dtype=jnp.int32)
+
+
+@jax.custom_jvp
+def sums_and_count(values: tuple[jax.Array, ...], counts: jax.Array) -> tuple[tuple[jax.Array, ...], jax.Array]:
+    """(sums of each of ``values``, int32 sum of the boolean or integer ``counts``) over the last axis.
+
+    Works around XLA:CPU, which hands a single-operand sum to a YNNPACK kernel that cannot
+    fuse a select, compare or convert with it, so the summed values (an ``[N, C]`` float32
+    array) are written to memory first; a variadic reduce (the sums paired with a count) is
+    one fused loop there. The caller must use the count, or XLA drops it and a single sum is
+    single-operand again. Other platforms get the plain sums.
+    """
+    return jax.lax.platform_dependent(tuple(values), counts, cpu=_paired_count_sums, default=_plain_count_sums)
+
+
+@sums_and_count.defjvp
+def _sums_and_count_jvp(primals, tangents):
+    values, counts = primals
+    # Summation is linear: the tangent of a sum is the sum of the tangents; a count has none.
+    sums, total = sums_and_count(values, counts)
+    return (sums, total), (tuple(jnp.sum(t, axis=-1) for t in tangents[0]), np.zeros(total.shape, jax.dtypes.float0))
+
+
+def recomputed(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` under ``jax.checkpoint``: in reverse mode its primal-only values are recomputed
+    next to the gradient from ``fn``'s inputs, never saved.
+
+    XLA:CPU neither fuses a reduce with an elementwise output nor duplicates a value that
+    two fusions use when it is expensive (exp, log) or narrower than its inputs (a mask):
+    a value that a loss and its gradient both compute is written to memory, an ``[N, C]``
+    array, when XLA merges the recomputation with the forward pass. On CPU alone a barrier
+    (``prevent_cse=True``) keeps the recomputation apart, so that each pass computes its
+    own values; other platforms get no barrier, which would block their fusion.
+    """
+    return functools.partial(
+        jax.lax.platform_dependent,
+        cpu=jax.checkpoint(fn, prevent_cse=True),
+        default=jax.checkpoint(fn, prevent_cse=False),
+    )
+
+
+def linear_tangent(
+    partials: Callable[..., Sequence[jax.Array]], out: jax.Array, primals: Sequence[Any], tangents: Sequence[Any]
+) -> jax.Array:
+    """The tangent ``Σ_i ∂f/∂p_i · dp_i`` of a ``jax.custom_jvp`` rule defined with ``symbolic_zeros=True``.
+
+    ``partials(*primals)`` gives the partial derivatives; only those with a nonzero tangent
+    are used. They are :func:`recomputed` from the primals: reverse mode transposes this
+    map, which is linear in the tangents, and so saves only the primals (never an
+    ``[N, C]`` partial) and recomputes the partials next to the gradient.
+    """
+    live = [i for i, t in enumerate(tangents) if not isinstance(t, SymbolicZero)]
+    if not live:
+        return jnp.zeros_like(out)
+
+    def tangent(primals, live_tangents):
+        ps = partials(*primals)
+        total = ps[live[0]] * live_tangents[0]
+        for i, t in zip(live[1:], live_tangents[1:]):
+            total = total + ps[i] * t
+        return jnp.broadcast_to(total, out.shape).astype(out.dtype)
+
+    return recomputed(tangent)(tuple(primals), [tangents[i] for i in live])

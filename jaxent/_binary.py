@@ -8,33 +8,77 @@ The sigmoid losses are sums of two log-terms with non-negative coefficients,
 ``cp·(-log σ(x)) + cn·(-log(1 - σ(x)))``, evaluated by ``jax.custom_jvp`` rules whose
 partial derivatives are written out. That makes them exact at ``x = ±inf`` (a term
 with a zero coefficient is 0, not ``0·inf = NaN``) with finite gradients there, while
-keeping forward mode, reverse mode and higher orders (the rules are plain JAX).
+keeping forward mode, reverse mode and higher orders (the rules are plain JAX). Each
+tangent is linear in the input tangents and recomputes its partials from the inputs, so
+``value_and_grad`` reads the inputs and writes the gradient with no ``[N, C]``
+temporary.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, ClassVar
+import functools
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.experimental import checkify
+import numpy as np
+from jax.typing import ArrayLike
 
-from jaxent import _checks, _reduction
-from jaxent._objects import LossObject, static_field
+from jaxent import _backend, _checks, _reduction
+from jaxent._objects import LossObject, loss_object, static_field
 
 # --------------------------------------------------------------------------------------
-# Elementwise cores with written-out derivatives.
+# Elementwise cores with written-out derivatives. Each is a ``jax.custom_jvp`` whose
+# tangent (``_backend.linear_tangent``) recomputes its partials from the primals, so that
+# reverse mode saves no per-element partial and needs no ``[N, C]`` temporary.
+
+
+class _Logistic(NamedTuple):
+    """The sigmoid and log-sigmoid terms of ``x``, all from one ``exp`` and one ``log1p``."""
+
+    u: jax.Array  # -log σ(x) = softplus(-x)
+    v: jax.Array  # -log(1 - σ(x)) = -log σ(-x) = softplus(x)
+    sx: jax.Array  # σ(x)
+    snx: jax.Array  # σ(-x) = 1 - σ(x)
+    sp_over_sx: jax.Array  # softplus(x) / σ(x) >= 1, +inf only at x = +inf
+    sn_over_snx: jax.Array  # softplus(-x) / σ(-x) >= 1, +inf only at x = -inf
+
+
+def _logistic(x: jax.Array) -> _Logistic:
+    # Branch on the sign with where (not abs or max), so that every derivative at x = 0 is
+    # the x >= 0 branch's, exact to any order.
+    pos = x >= 0
+    a = jnp.exp(-jnp.where(pos, x, -x))  # e^-|x| in [0, 1]: 0 only at ±inf (or beyond underflow)
+    log1p_a = jnp.log1p(a)
+    r = 1 / (1 + a)
+    # softplus(±x) = max(±x, 0) + log1p(e^-|x|): exact at ±inf.
+    u = jnp.where(pos, 0, -x) + log1p_a
+    v = jnp.where(pos, x, 0) + log1p_a
+    # σ(x) = 1/(1 + e^-x) is r for x >= 0 and e^x/(1 + e^x) = a·r for x < 0; σ(-x) the other way round.
+    sx, snx = jnp.where(pos, r, a * r), jnp.where(pos, a * r, r)
+    # softplus(z)/σ(z) is softplus(z)(1 + e^-z) for z >= 0, and (1 + e^z) log1p(e^z)/e^z for z < 0,
+    # where log1p(t)/t -> 1 as t -> 0.
+    ratio = jnp.where(a == 0, 1, log1p_a / jnp.where(a == 0, 1, a))
+    sp_over_sx = (1 + a) * jnp.where(pos, v, ratio)
+    sn_over_snx = (1 + a) * jnp.where(pos, ratio, u)
+    return _Logistic(u, v, sx, snx, sp_over_sx, sn_over_snx)
 
 
 def _log_terms(x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    # -log σ(x) = softplus(-x) and -log(1 - σ(x)) = -log σ(-x) = softplus(x): exact at ±inf.
-    return jax.nn.softplus(-x), jax.nn.softplus(x)
+    """``(-log σ(x), -log(1 - σ(x)))``: exact at ±inf."""
+    t = _logistic(x)
+    return t.u, t.v
 
 
 def _drop_inf(a: jax.Array) -> jax.Array:
-    """inf -> 0: the derivative in the coefficient of an infinite term (the loss is +inf there anyway)."""
-    return jnp.where(jnp.isinf(a), 0, a)
+    """+inf -> 0 for a log-term ``a >= 0``: its derivative in the coefficient of an infinite term
+    (the loss is +inf there anyway)."""
+    return jnp.where(a == jnp.inf, 0, a)
+
+
+def _term(c: jax.Array, a: jax.Array) -> jax.Array:
+    """``c·a`` with ``0·inf = 0``, for values (that autodiff never sees: they have custom rules)."""
+    return jnp.where(c == 0, 0, c * a)
 
 
 def _xmul(c: jax.Array, a: jax.Array) -> jax.Array:
@@ -50,28 +94,19 @@ def _xmul(c: jax.Array, a: jax.Array) -> jax.Array:
 def _sigmoid_ce(x: jax.Array, cp: jax.Array, cn: jax.Array) -> jax.Array:
     """``cp·(-log σ(x)) + cn·(-log(1 - σ(x)))`` elementwise, for ``cp, cn >= 0``."""
     u, v = _log_terms(x)
-    return _xmul(cp, u) + _xmul(cn, v)
+    return _term(cp, u) + _term(cn, v)
 
 
-@_sigmoid_ce.defjvp
-def _sigmoid_ce_jvp(primals, tangents):
-    x, cp, cn = primals
-    dx, dcp, dcn = tangents
-    u, v = _log_terms(x)
+def _sigmoid_ce_partials(x: jax.Array, cp: jax.Array, cn: jax.Array) -> tuple[jax.Array, ...]:
+    t = _logistic(x)
     # d/dx = cn σ(x) - cp σ(-x): finite at ±inf (PyTorch's w[(1 + (p-1)y)σ(x) - p y]).
-    dout = (cn * jax.nn.sigmoid(x) - cp * jax.nn.sigmoid(-x)) * dx + _drop_inf(u) * dcp + _drop_inf(v) * dcn
-    return _sigmoid_ce(x, cp, cn), dout
+    return cn * t.sx - cp * t.snx, _drop_inf(t.u), _drop_inf(t.v)
 
 
-def _sp_over_sigmoid(z: jax.Array) -> jax.Array:
-    """``softplus(z) / σ(z)`` (>= 1; +inf only at z = +inf), without 0/0 or inf·0."""
-    t = jnp.exp(jnp.minimum(z, 0))
-    ts = jnp.where(t == 0, 1, t)
-    # z < 0, t = e^z: softplus(z)/σ(z) = (1 + t) log1p(t)/t, and log1p(t)/t -> 1 as t -> 0.
-    negative = (1 + t) * jnp.where(t == 0, 1, jnp.log1p(ts) / ts)
-    # z >= 0: 1/σ(z) = 1 + e^-z lies in (1, 2].
-    positive = jax.nn.softplus(z) * (1 + jnp.exp(-jnp.maximum(z, 0)))
-    return jnp.where(z < 0, negative, positive)
+@functools.partial(_sigmoid_ce.defjvp, symbolic_zeros=True)
+def _sigmoid_ce_jvp(primals, tangents):
+    out = _sigmoid_ce(*primals)
+    return out, _backend.linear_tangent(_sigmoid_ce_partials, out, primals, tangents)
 
 
 @jax.custom_jvp
@@ -82,12 +117,9 @@ def _log_one_minus_pt(x: jax.Array, y: jax.Array) -> jax.Array:
     return jnp.logaddexp(jnp.log(y) - v, jnp.log1p(-y) - u)
 
 
-@_log_one_minus_pt.defjvp
-def _log_one_minus_pt_jvp(primals, tangents):
+def _log_one_minus_pt_partials(x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
     # Written out because autodiff of log y at y = 0 (or log(1-y) at y = 1) is inf·0 = NaN,
     # which would reach second derivatives at hard targets.
-    x, y = primals
-    dx, dy = tangents
     log_q = _log_one_minus_pt(x, y)
     u, v = _log_terms(x)
     dead = log_q == -jnp.inf
@@ -96,7 +128,13 @@ def _log_one_minus_pt_jvp(primals, tangents):
     d = _xmul(y, 1 + jnp.exp(-x)) + _xmul(1 - y, 1 + jnp.exp(x))
     # d log q/dy = (σ(-x) - σ(x))/q, with σ(-x)/q = exp(-v - log q) and σ(x)/q = exp(-u - log q).
     d_y = jnp.where(dead, 0, jnp.exp(-v - log_q0) - jnp.exp(-u - log_q0))
-    return log_q, (1 - 2 * y) / d * dx + d_y * dy
+    return (1 - 2 * y) / d, d_y
+
+
+@functools.partial(_log_one_minus_pt.defjvp, symbolic_zeros=True)
+def _log_one_minus_pt_jvp(primals, tangents):
+    out = _log_one_minus_pt(*primals)
+    return out, _backend.linear_tangent(_log_one_minus_pt_partials, out, primals, tangents)
 
 
 def _focal_parts(x, y, gamma, cp, cn, *, partials: bool):
@@ -104,30 +142,29 @@ def _focal_parts(x, y, gamma, cp, cn, *, partials: bool):
 
     ``q = 1 - p_t = y σ(-x) + (1 - y) σ(x)`` and ``S = cp·(-log σ(x)) + cn·(-log(1 - σ(x)))``.
     """
-    u, v = _log_terms(x)
+    t = _logistic(x)
     log_q = _log_one_minus_pt(x, y)
     dead = log_q == -jnp.inf  # q = 0: (y = 1, x = +inf) or (y = 0, x = -inf)
     log_q0 = jnp.where(dead, 0, log_q)
     # q^γ in log space; 0^γ is 1 for γ = 0 and 0 for γ > 0 (never exp(0·-inf) = NaN).
     fw = jnp.where(dead, (gamma == 0).astype(x.dtype), jnp.exp(gamma * log_q0))
-    s = _xmul(cp, u) + _xmul(cn, v)
+    s = _xmul(cp, t.u) + _xmul(cn, t.v)
     infinite = s == jnp.inf
     # A positive term times +inf is +inf, even if q^γ underflows to 0.
     value = jnp.where(infinite, jnp.inf, fw * s)
     if not partials:
         return value
-    sx, snx = jax.nn.sigmoid(x), jax.nn.sigmoid(-x)
     # S/q = cp·(σ(-x)/q)·(u/σ(-x)) + cn·(σ(x)/q)·(v/σ(x)), with σ(-x)/q = exp(-v - log q) <= 1/y:
     # for cp = α_t·y the first factor is at most α_t, so nothing overflows before q^γ shrinks it.
-    share_p, share_n = _xmul(cp, jnp.exp(-v - log_q0)), _xmul(cn, jnp.exp(-u - log_q0))
-    s_over_q = _xmul(share_p, _sp_over_sigmoid(-x)) + _xmul(share_n, _sp_over_sigmoid(x))
+    share_p, share_n = _xmul(cp, jnp.exp(-t.v - log_q0)), _xmul(cn, jnp.exp(-t.u - log_q0))
+    s_over_q = _xmul(share_p, t.sn_over_snx) + _xmul(share_n, t.sp_over_sx)
     fs = fw * s_over_q  # q^(γ-1)·S, finite away from the limits below
     # Where q = 0 or S = inf, the terms of d(q^γ)·S vanish in the limit (e.g. x e^-x -> 0).
     limit = dead | infinite
-    d_x = fw * (cn * sx - cp * snx) + jnp.where(limit, 0, gamma * (1 - 2 * y) * sx * snx * fs)
-    d_y = jnp.where(limit, 0, gamma * (snx - sx) * fs)
+    d_x = fw * (cn * t.sx - cp * t.snx) + jnp.where(limit, 0, gamma * (1 - 2 * y) * t.sx * t.snx * fs)
+    d_y = jnp.where(limit, 0, gamma * (t.snx - t.sx) * fs)
     d_gamma = jnp.where(limit, 0, s * fw * log_q0)
-    return value, (d_x, d_y, d_gamma, fw * _drop_inf(u), fw * _drop_inf(v))
+    return d_x, d_y, d_gamma, fw * _drop_inf(t.u), fw * _drop_inf(t.v)
 
 
 @jax.custom_jvp
@@ -135,10 +172,55 @@ def _focal(x: jax.Array, y: jax.Array, gamma: jax.Array, cp: jax.Array, cn: jax.
     return _focal_parts(x, y, gamma, cp, cn, partials=False)
 
 
-@_focal.defjvp
+@functools.partial(_focal.defjvp, symbolic_zeros=True)
 def _focal_jvp(primals, tangents):
-    _, partials = _focal_parts(*primals, partials=True)
-    return _focal(*primals), sum(p * t for p, t in zip(partials, tangents))
+    out = _focal(*primals)
+    partials = functools.partial(_focal_parts, partials=True)
+    return out, _backend.linear_tangent(partials, out, primals, tangents)
+
+
+def _focal_power_parts(x, y, cp, cn, *, gamma: int, partials: bool):
+    """:func:`_focal_parts` for a static whole ``γ >= 1``, with ``q`` and ``q^γ`` computed directly.
+
+    ``q = y σ(-x) + (1 - y) σ(x)`` is a sum of non-negative terms, exact wherever it does
+    not underflow, and ``q^γ <= q`` underflows with it: no log space is needed, and
+    ``q^(γ-1)·S`` needs no division by ``q``.
+    """
+    t = _logistic(x)
+    q = y * t.snx + (1 - y) * t.sx
+    qg1 = q ** (gamma - 1)  # lax.integer_pow: q^0 = 1
+    fw = qg1 * q
+    if not partials:
+        s = _term(cp, t.u) + _term(cn, t.v)
+        # A positive term times +inf is +inf, even if q^γ underflows to 0.
+        return jnp.where(s == jnp.inf, jnp.inf, fw * s)
+    s = _xmul(cp, t.u) + _xmul(cn, t.v)
+    infinite = s == jnp.inf
+    # Where S = inf the terms of d(q^γ)·S vanish in the limit (double where: no inf·0 below).
+    fs = qg1 * jnp.where(infinite, 0, s)  # q^(γ-1)·S
+    d_x = fw * (cn * t.sx - cp * t.snx) + gamma * (1 - 2 * y) * t.sx * t.snx * fs
+    d_y = gamma * (t.snx - t.sx) * fs
+    return d_x, d_y, fw * _drop_inf(t.u), fw * _drop_inf(t.v)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
+def _focal_power(x: jax.Array, y: jax.Array, cp: jax.Array, cn: jax.Array, gamma: int) -> jax.Array:
+    return _focal_power_parts(x, y, cp, cn, gamma=gamma, partials=False)
+
+
+@functools.partial(_focal_power.defjvp, symbolic_zeros=True)
+def _focal_power_jvp(gamma, primals, tangents):
+    out = _focal_power(*primals, gamma)
+    partials = functools.partial(_focal_power_parts, gamma=gamma, partials=True)
+    return out, _backend.linear_tangent(partials, out, primals, tangents)
+
+
+def _whole_gamma(gamma: Any) -> int | None:
+    """``gamma`` as a Python int when it is concrete and one of 1, 2, ..., 64; otherwise None."""
+    g = _checks.concrete(gamma)
+    if g is None or not 1 <= g <= 64 or g != np.round(g):
+        return None
+    return int(g)
 
 
 # torch's binary_cross_entropy backward divides by max(p(1-p), EPSILON).
@@ -153,15 +235,18 @@ def _bce_probs(p: jax.Array, y: jax.Array) -> jax.Array:
     return -(y * log_p + (1 - y) * log_1mp)
 
 
-@_bce_probs.defjvp
-def _bce_probs_jvp(primals, tangents):
-    p, y = primals
-    dp, dy = tangents
+def _bce_probs_partials(p: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
     # PyTorch's gradient: (p - y)/max(p(1-p), 1e-12), finite at p = 0 and 1 (±1e12 there).
     d_p = (p - y) / jnp.maximum(p * (1 - p), _BCE_EPSILON)
     # d/dy of the clamped value (PyTorch returns ±inf at p = 0 or 1 instead).
     d_y = jnp.maximum(jnp.log1p(-p), -100) - jnp.maximum(jnp.log(p), -100)
-    return _bce_probs(p, y), d_p * dp + d_y * dy
+    return d_p, d_y
+
+
+@functools.partial(_bce_probs.defjvp, symbolic_zeros=True)
+def _bce_probs_jvp(primals, tangents):
+    out = _bce_probs(*primals)
+    return out, _backend.linear_tangent(_bce_probs_partials, out, primals, tangents)
 
 
 # --------------------------------------------------------------------------------------
@@ -188,14 +273,14 @@ def _elementwise(fn: str, x: Any, targets: Any, where: Any, x_name: str):
 
 
 def binary_cross_entropy_with_logits(
-    logits: Any,
-    targets: Any,
+    logits: ArrayLike,
+    targets: ArrayLike,
     *,
-    weight: Any = None,
-    pos_weight: Any = None,
-    label_smoothing: Any = 0.0,
-    where: Any = None,
-    reduction: str = "mean",
+    weight: ArrayLike | None = None,
+    pos_weight: ArrayLike | None = None,
+    label_smoothing: ArrayLike = 0.0,
+    where: ArrayLike | None = None,
+    reduction: _reduction.Reduction = "mean",
 ) -> jax.Array:
     r"""Sigmoid binary cross-entropy with PyTorch's options, exact at ``±inf`` logits.
 
@@ -252,24 +337,26 @@ def binary_cross_entropy_with_logits(
     fn = "binary_cross_entropy_with_logits"
     _checks.check_reduction(fn, reduction)
     x, y, mask = _elementwise(fn, logits, targets, where, "logits")
-    _checks.check_range(fn, "label_smoothing", label_smoothing, 0.0, 1.0)
+    # Range checks: now for concrete values, under checkify for traced ones.
+    checks = [_checks.traced_range_check(fn, "label_smoothing", label_smoothing, 0.0, 1.0)]
     w = _checks.elementwise_weight(fn, "weight", weight, x.shape, x.dtype, x_name="logits")
     pw = _checks.elementwise_weight(fn, "pos_weight", pos_weight, x.shape, x.dtype, x_name="logits")
-    eps = _checks.hyperparameter(label_smoothing, x.dtype)
-    y = y * (1 - eps) + 0.5 * eps
+    if _checks.concrete(label_smoothing) != 0:  # (a concrete 0 compiles no smoothing)
+        eps = _checks.hyperparameter(label_smoothing, x.dtype)
+        y = y * (1 - eps) + 0.5 * eps
     cp, cn = (y if pw is None else pw * y), 1 - y
     if w is not None:
         cp, cn = w * cp, w * cn
-    return _reduction.reduce_kept(_sigmoid_ce(x, cp, cn), mask, reduction)
+    return _checks.attach_checks(_reduction.reduce_elements(_sigmoid_ce(x, cp, cn), mask, reduction), checks)
 
 
 def binary_cross_entropy(
-    probs: Any,
-    targets: Any,
+    probs: ArrayLike,
+    targets: ArrayLike,
     *,
-    weight: Any = None,
-    where: Any = None,
-    reduction: str = "mean",
+    weight: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: _reduction.Reduction = "mean",
 ) -> jax.Array:
     r"""Binary cross-entropy of probabilities, PyTorch's ``binary_cross_entropy``.
 
@@ -312,25 +399,23 @@ def binary_cross_entropy(
     _checks.check_reduction(fn, reduction)
     p, y, mask = _elementwise(fn, probs, targets, where, "probs")
     w = _checks.elementwise_weight(fn, "weight", weight, p.shape, p.dtype, x_name="probs")
-    bad = ~((p >= 0) & (p <= 1))  # NaN is bad too
-    first_bad = _checks.offending_value(p, bad)
-    checkify.debug_check(
-        ~jnp.any(bad), f"{fn}: probs must lie in [0, 1], got {{}}; pass probabilities, not logits.", first_bad
-    )
     losses = _bce_probs(p, y)
     if w is not None:
         losses = w * losses
-    return _reduction.reduce_kept(losses, mask, reduction)
+    bad = ~((p >= 0) & (p <= 1))  # NaN is bad too
+    message = f"{fn}: probs must lie in [0, 1], got {{}}; pass probabilities, not logits."
+    loss = _reduction.reduce_elements(losses, mask, reduction)
+    return _checks.attach_check(loss, ~jnp.any(bad), message, _checks.offending_value(p, bad))
 
 
 def sigmoid_focal_loss(
-    logits: Any,
-    targets: Any,
+    logits: ArrayLike,
+    targets: ArrayLike,
     *,
-    gamma: Any = 2.0,
-    alpha: Any = None,
-    where: Any = None,
-    reduction: str = "mean",
+    gamma: ArrayLike = 2.0,
+    alpha: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: _reduction.Reduction = "mean",
 ) -> jax.Array:
     r"""Sigmoid focal loss (Lin et al.), optax's ``sigmoid_focal_loss``, in log space.
 
@@ -363,7 +448,9 @@ def sigmoid_focal_loss(
       one), with finite gradients in logits, targets, ``gamma`` and ``alpha`` (parts
       that multiply an infinite log-term, or vanish in the limit, are taken as 0). A
       ``jax.custom_jvp`` rule supplies them: forward mode, reverse mode and higher
-      orders work.
+      orders work. A concrete whole ``gamma`` (1, 2, ...; the default 2) computes the
+      powers directly; any other (or a traced) ``gamma`` works in log space, the same
+      values to rounding.
 
     Example:
       >>> import jax.numpy as jnp, jaxent
@@ -380,28 +467,38 @@ def sigmoid_focal_loss(
     fn = "sigmoid_focal_loss"
     _checks.check_reduction(fn, reduction)
     x, y, mask = _elementwise(fn, logits, targets, where, "logits")
-    _checks.check_range(fn, "gamma", gamma, 0.0)
-    _checks.check_range(fn, "alpha", alpha, 0.0, 1.0)
+    # Range checks: now for concrete values, under checkify for traced ones.
+    checks = [
+        _checks.traced_range_check(fn, "gamma", gamma, 0.0),
+        _checks.traced_range_check(fn, "alpha", alpha, 0.0, 1.0),
+    ]
     if alpha is None:
         cp, cn = y, 1 - y
     else:
         a = _checks.hyperparameter(alpha, x.dtype)
         alpha_t = a * y + (1 - a) * (1 - y)
         cp, cn = alpha_t * y, alpha_t * (1 - y)
-    return _reduction.reduce_kept(_focal(x, y, _checks.hyperparameter(gamma, x.dtype), cp, cn), mask, reduction)
+    whole = _whole_gamma(gamma)
+    if whole is not None:  # the default γ = 2: plain powers, no log space
+        losses = _focal_power(x, y, cp, cn, whole)
+    elif _checks.concrete(gamma) == 0:  # binary cross-entropy (times α_t)
+        losses = _sigmoid_ce(x, cp, cn)
+    else:
+        losses = _focal(x, y, _checks.hyperparameter(gamma, x.dtype), cp, cn)
+    return _checks.attach_checks(_reduction.reduce_elements(losses, mask, reduction), checks)
 
 
 # --------------------------------------------------------------------------------------
 # Loss objects.
 
 
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
+@loss_object
 class BCEWithLogitsLoss(LossObject):
     """:func:`binary_cross_entropy_with_logits` as a frozen dataclass pytree.
 
-    ``weight``, ``pos_weight`` and ``label_smoothing`` are pytree leaves; ``reduction``
-    is static.
+    ``weight``, ``pos_weight`` and ``label_smoothing`` are pytree leaves (a Python 0 for
+    ``label_smoothing`` stays static, so that no smoothing is compiled for it under
+    ``jit``); ``reduction`` is static.
 
     Example:
       >>> import jax.numpy as jnp, jaxent
@@ -413,11 +510,10 @@ class BCEWithLogitsLoss(LossObject):
     weight: Any = None
     pos_weight: Any = None
     label_smoothing: Any = 0.0
-    reduction: str = static_field("mean")
+    reduction: str = static_field(default="mean")
 
 
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
+@loss_object
 class BCELoss(LossObject):
     """:func:`binary_cross_entropy` as a frozen dataclass pytree: ``BCELoss(...)(probs, targets)``.
 
@@ -429,15 +525,15 @@ class BCELoss(LossObject):
 
     function: ClassVar = staticmethod(binary_cross_entropy)
     weight: Any = None
-    reduction: str = static_field("mean")
+    reduction: str = static_field(default="mean")
 
 
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
+@loss_object
 class SigmoidFocalLoss(LossObject):
     """:func:`sigmoid_focal_loss` as a frozen dataclass pytree: ``SigmoidFocalLoss(...)(logits, targets)``.
 
-    ``gamma`` and ``alpha`` are pytree leaves; ``reduction`` is static.
+    ``gamma`` and ``alpha`` are pytree leaves (a Python 0 for ``gamma`` stays static);
+    ``reduction`` is static.
 
     Example:
       >>> import jax.numpy as jnp, jaxent
@@ -448,4 +544,4 @@ class SigmoidFocalLoss(LossObject):
     function: ClassVar = staticmethod(sigmoid_focal_loss)
     gamma: Any = 2.0
     alpha: Any = None
-    reduction: str = static_field("mean")
+    reduction: str = static_field(default="mean")

@@ -9,6 +9,7 @@ except :func:`concrete`, which reads a hyperparameter only when it is not traced
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -301,19 +302,18 @@ def checked_labels(
     """
     in_range = (y >= 0) & (y < num_classes)
     bad = kept & ~in_range
-    first_bad = offending_value(y, bad)
-    checkify.debug_check(
-        ~jnp.any(bad),
+    message = (
         f"{fn}: targets contain the label {{}}, outside [0, {num_classes})"
         + ("" if ignore_index is None else f" and not ignore_index={ignore_index}")
-        + f"; class indices must lie in [0, {num_classes}).",
-        first_bad,
+        + f"; class indices must lie in [0, {num_classes})."
     )
+    first_bad = offending_value(y, bad)
     y = jnp.where(in_range, y, 0)
     wy = jnp.ones(y.shape, dtype) if weight is None else weight[y]
     # An out-of-range label poisons its example (and any mean) with NaN, never a wrong number.
     wy = jnp.where(bad, jnp.nan, jnp.where(kept, wy, 0))
-    return y, wy
+    # The check rides on the class weights, which every loss uses (no effect outside checkify).
+    return y, attach_check(wy, ~jnp.any(bad), message, first_bad)
 
 
 def check_static_bool(fn: str, name: str, value: Any) -> None:
@@ -457,3 +457,109 @@ def check_finite(fn: str, name: str, value: Any) -> None:
         return
     if not np.isfinite(v):
         raise ValueError(f"{fn}: {name} must be a finite number, got {v.item()}.")
+
+
+# --------------------------------------------------------------------------------------
+# A run-time check that costs nothing outside checkify.
+
+
+def _check_batch(args, dims, *, message):
+    # Under vmap: one check for the whole batch, naming the first failing example's value.
+    x, ok, payload = args
+    dx, dok, dpayload = dims
+    first = 0
+    if dok is not None:
+        ok = jnp.moveaxis(ok, dok, 0)
+        first = jnp.argmin(ok)
+        ok = jnp.all(ok)
+    if dpayload is not None:
+        payload = jnp.moveaxis(payload, dpayload, 0)[first]
+    return _check_p.bind(x, ok, payload, message=message), dx
+
+
+try:
+    from jax._src import checkify as _checkify_internals
+    from jax.extend.core import Primitive
+    from jax.interpreters import ad, batching, mlir
+
+    # ``attach_check(x, ok, ...)`` is ``x``; under ``checkify`` with user checks it also
+    # reports ``message`` (formatted with ``payload``) when ``ok`` is False. Unlike
+    # ``checkify.debug_check`` it carries no effect, so a jitted loss keeps JAX's fast
+    # dispatch path (a debug_check costs ~40 us per call, more than a small loss itself).
+    _check_p = Primitive("jaxent_check")
+    _check_p.def_impl(lambda x, ok, payload, *, message: x)
+    _check_p.def_abstract_eval(lambda x, ok, payload, *, message: x)
+    mlir.register_lowering(_check_p, lambda ctx, x, ok, payload, *, message: [x])
+    ad.primitive_jvps[_check_p] = lambda primals, tangents, *, message: (
+        _check_p.bind(*primals, message=message),
+        tangents[0],
+    )
+    batching.primitive_batchers[_check_p] = _check_batch
+
+    def _check_rule(error, enabled_errors, x, ok, payload, *, message):
+        failed = _checkify_internals.FailedCheckError
+        if failed in enabled_errors:
+            new_error = failed(_checkify_internals.get_traceback(), message, payload)
+            error = _checkify_internals.assert_func(error, jnp.logical_not(ok), new_error)
+        return error, x
+
+    _checkify_internals.error_checks[_check_p] = _check_rule
+
+    def attach_check(x: jax.Array, ok: jax.Array, message: str, payload: jax.Array) -> jax.Array:
+        """``x``, with a ``checkify`` user check that ``ok`` (a scalar bool) holds.
+
+        ``message`` is formatted with ``payload`` (``{}`` marks it, other braces doubled).
+        Outside ``checkify`` the check compiles to nothing and adds no effect. Attach it to
+        the loss itself, so that it is not dropped as dead code.
+        """
+        return _check_p.bind(x, ok, payload, message=message)
+
+except (ImportError, AttributeError):  # a JAX without these internals: an ordinary debug_check
+
+    def attach_check(x: jax.Array, ok: jax.Array, message: str, payload: jax.Array) -> jax.Array:
+        """``x``, with a ``checkify.debug_check`` that ``ok`` holds (see above)."""
+        checkify.debug_check(ok, message, payload)
+        return x
+
+
+def traced_range_check(
+    fn: str,
+    name: str,
+    value: Any,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+) -> tuple[jax.Array, str, jax.Array] | None:
+    """:func:`check_range` (a ValueError now) for a concrete ``value``; for a traced one, the
+    ``(ok, message, payload)`` of the same check, for :func:`attach_check`."""
+    if value is None or concrete(value) is not None:
+        check_range(fn, name, value, low, high, low_open=low_open)
+        return None
+    check_scalar(fn, name, value)
+    v = jnp.asarray(value)
+    ok = ~jnp.isnan(v)
+    if low is not None:
+        ok = ok & ((v > low) if low_open else (v >= low))
+    if high is not None:
+        ok = ok & (v <= high)
+    return jnp.all(ok), f"{fn}: {name} must lie in {_interval(low, high, low_open)}, got {{}}.", v
+
+
+def traced_finite_check(fn: str, name: str, value: Any) -> tuple[jax.Array, str, jax.Array] | None:
+    """:func:`check_finite` (a ValueError now) for a concrete ``value``; for a traced one, the
+    ``(ok, message, payload)`` of the same check, for :func:`attach_check`."""
+    if value is None or concrete(value) is not None:
+        check_finite(fn, name, value)
+        return None
+    check_scalar(fn, name, value)
+    v = jnp.asarray(value)
+    return jnp.isfinite(v), f"{fn}: {name} must be a finite number, got {{}}.", v
+
+
+def attach_checks(x: jax.Array, checks: Sequence[tuple[jax.Array, str, jax.Array] | None]) -> jax.Array:
+    """:func:`attach_check` for each of ``checks`` that is not None."""
+    for check in checks:
+        if check is not None:
+            x = attach_check(x, *check)
+    return x

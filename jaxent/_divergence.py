@@ -1,23 +1,23 @@
 """Kullback–Leibler divergence between a target distribution and predicted log-probabilities.
 
-Plain JAX autodiff with double ``where``s: entries whose value is fixed by convention
-(zero targets, ``-inf`` log-targets, masked classes, ``+inf`` contributions) are
-replaced by harmless values *before* any ``log``/``exp``/product, so no ``inf`` or NaN
-reaches the gradient, and every other entry is differentiated exactly. Forward and
-reverse mode, and higher orders, all work.
+Each entry ``t (log t - log q)`` is a ``jax.custom_jvp`` with its partial derivatives
+written out and recomputed next to the gradient, so that reverse mode needs no
+``[N, C]`` temporary; entries whose value is fixed by convention (zero targets, ``-inf``
+log-targets, masked classes, ``+inf`` contributions) get zero partials, so no ``inf`` or
+NaN reaches a gradient. Forward and reverse mode, and higher orders, all work.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import xlogy
+from jax.typing import ArrayLike
 
-from jaxent import _checks, _reduction
-from jaxent._objects import LossObject, static_field
+from jaxent import _backend, _checks, _reduction
+from jaxent._objects import LossObject, loss_object, static_field
 
 
 def _pair_dtype(a: Any, b: Any) -> jnp.dtype:
@@ -26,14 +26,59 @@ def _pair_dtype(a: Any, b: Any) -> jnp.dtype:
     return f64 if f64 in (jnp.dtype(a), jnp.dtype(b)) else jnp.dtype(jnp.float32)
 
 
+def _kl_partials(lq: jax.Array, t: jax.Array, log_target: bool) -> tuple[jax.Array, jax.Array]:
+    """The partials in ``lq`` and ``t`` of each entry ``t (log t - log q)``."""
+    # An absent class (t = 0, or log t = -inf) contributes 0 whatever log q is; target mass on
+    # an impossible prediction (log q = -inf) contributes +inf. Both get zero partials.
+    absent = t == -jnp.inf if log_target else t == 0
+    present = t > -jnp.inf if log_target else t > 0
+    impossible = present & (lq == -jnp.inf)
+    skip = absent | impossible
+    # Double where: skipped entries see t = 1 (log t = 0) and log q = 0, so neither log nor
+    # exp nor a product meets 0 or inf, and no NaN reaches a gradient.
+    ts = jnp.where(skip, 0 if log_target else 1, t)
+    lqs = jnp.where(skip, 0, lq)
+    if log_target:
+        # d/d log t of exp(log t)·(log t - log q) is exp(log t)·(log t - log q + 1).
+        pt = jnp.exp(ts)
+        d_lq, d_t = -pt, pt * (ts - lqs + 1)
+    else:
+        # d/dt of t (log t - log q) is log t + 1 - log q (exact for subnormal t).
+        d_lq, d_t = -ts, jnp.log(ts) + 1 - lqs
+    return jnp.where(skip, 0, d_lq), jnp.where(skip, 0, d_t)
+
+
+def _kl_value(lq: jax.Array, t: jax.Array, log_target: bool) -> jax.Array:
+    """Each entry ``t (log t - log q)`` (few operations: no derivative is taken of it)."""
+    if log_target:
+        # exp(log t)·(log t - log q): 0 for an absent class; on an impossible prediction
+        # log t - log q = +inf itself (also where exp(log t) underflows to 0).
+        d = t - lq
+        return jnp.where(t == -jnp.inf, 0, jnp.where(lq == -jnp.inf, d, jnp.exp(t) * d))
+    # t (log t - log q): 0 for an absent class; t·(log t + inf) = +inf on an impossible prediction.
+    return jnp.where(t == 0, 0, t * (jnp.log(t) - lq))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _kl_terms(lq: jax.Array, t: jax.Array, log_target: bool) -> jax.Array:
+    return _kl_value(lq, t, log_target)
+
+
+@functools.partial(_kl_terms.defjvp, symbolic_zeros=True)
+def _kl_terms_jvp(log_target, primals, tangents):
+    out = _kl_terms(*primals, log_target)
+    partials = functools.partial(_kl_partials, log_target=log_target)
+    return out, _backend.linear_tangent(partials, out, primals, tangents)
+
+
 def kl_divergence(
-    log_predictions: Any,
-    targets: Any,
+    log_predictions: ArrayLike,
+    targets: ArrayLike,
     *,
     log_target: bool = False,
     axis: int | tuple[int, ...] = -1,
-    where: Any = None,
-    reduction: str = "mean",
+    where: ArrayLike | None = None,
+    reduction: _reduction.Reduction = "mean",
 ) -> jax.Array:
     r"""Kullback–Leibler divergence ``KL(targets ‖ predictions)``, exact at zero targets.
 
@@ -72,10 +117,12 @@ def kl_divergence(
       when ``log q = -inf``; optax and PyTorch return NaN target-gradients there
       (pytorch#89558, optax PR #1786) and PyTorch a NaN value for ``-inf`` log-targets.
       A positive target on ``log q = -inf`` contributes ``+inf``, and that entry gets a
-      zero gradient (the others keep theirs). Negative or NaN targets give NaN.
-      Gradients are exact plain autodiff behind double ``where``s (no ``custom_vjp``),
-      so forward mode (``jax.jvp``, ``jax.jacfwd``) works too; the target gradient is
-      ``log t + 1 − log q`` (``exp(log t)·(log t + 1 − log q)`` in log space).
+      zero gradient (the others keep theirs). Negative or NaN targets give NaN. The
+      gradients are exact: ``−t`` in ``log q`` and ``log t + 1 − log q`` in ``t``
+      (``−exp(log t)`` and ``exp(log t)·(log t + 1 − log q)`` in log space), from a
+      ``jax.custom_jvp`` rule, so forward mode (``jax.jvp``, ``jax.jacfwd``), reverse
+      mode and higher orders all work, and ``value_and_grad`` at any size needs no
+      temporary of the inputs' size.
 
     Example:
       >>> import jax.numpy as jnp, jaxent
@@ -107,29 +154,23 @@ def kl_divergence(
     ct = _pair_dtype(x.dtype, t.dtype)
     lq, t = lay.x.astype(ct), lay.targets.astype(ct)
 
-    # An absent class (t = 0, or log t = -inf) contributes 0 whatever log q is.
-    absent = t == -jnp.inf if log_target else t == 0
-    # Target mass on an impossible prediction (log q = -inf): +inf.
-    present = t > -jnp.inf if log_target else t > 0
-    impossible = present & (lq == -jnp.inf)
-    skip = absent | impossible
     if lay.class_mask is not None:
-        skip = skip | ~lay.class_mask
-        impossible = impossible & lay.class_mask
-    # Double where: skipped entries see t = 1 (log t = 0) and log q = 0, so neither log
-    # nor exp nor a product meets 0 or inf, and no NaN reaches the gradient.
-    ts = jnp.where(skip, 0 if log_target else 1, t)
-    lqs = jnp.where(skip, 0, lq)
-    # t (log t - log q); xlogy's derivative log t + t/t stays exact for subnormal t.
-    terms = jnp.exp(ts) * (ts - lqs) if log_target else xlogy(ts, ts) - ts * lqs
-    terms = jnp.where(skip, jnp.where(impossible, jnp.inf, 0), terms)
-
-    kept = _checks.kept_examples(lay, None)
-    return _reduction.reduce_kept(jnp.sum(terms, axis=-1), kept, reduction)
+        # A masked class is an absent one: it leaves the sum, with zero gradients.
+        t = jnp.where(lay.class_mask, t, -jnp.inf if log_target else 0)
+    counted = jnp.ones(t.shape, bool) if lay.class_mask is None else lay.class_mask
+    (sums,), classes = _backend.sums_and_count((_kl_terms(lq, t, log_target),), counted)
+    # A row with no class left sums to 0 (this use of the count also keeps the reduce variadic).
+    losses = jnp.where(classes > 0, sums, 0)
+    # The examples that count: not masked, with some class left.
+    kept = lay.example_mask if lay.class_mask is None else _and(lay.example_mask, classes > 0)
+    return _reduction.reduce_kept(losses, kept, reduction)
 
 
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
+def _and(a: jax.Array | None, b: jax.Array) -> jax.Array:
+    return b if a is None else a & b
+
+
+@loss_object
 class KLDivLoss(LossObject):
     """:func:`kl_divergence` as a frozen dataclass pytree: ``KLDivLoss(...)(log_predictions, targets)``.
 
@@ -143,6 +184,6 @@ class KLDivLoss(LossObject):
     """
 
     function: ClassVar = staticmethod(kl_divergence)
-    log_target: bool = static_field(False)
-    axis: int | tuple[int, ...] = static_field(-1)
-    reduction: str = static_field("mean")
+    log_target: bool = static_field(default=False)
+    axis: int | tuple[int, ...] = static_field(default=-1)
+    reduction: str = static_field(default="mean")

@@ -7,6 +7,8 @@ from typing import Any, Literal
 import jax
 import jax.numpy as jnp
 
+from jaxent import _backend
+
 # The ``reduction`` argument every loss takes.
 Reduction = Literal["none", "sum", "mean"]
 
@@ -152,3 +154,36 @@ def replicated_out(x: Any) -> Any:
     if sharding is None or not any(t == jax.sharding.AxisType.Explicit for t in sharding.mesh.axis_types):
         return None
     return jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
+
+
+# Up to this many elements one reduce runs over all of them; larger inputs are summed by
+# rows first, which XLA:CPU splits over threads (a split that costs more than it saves below).
+_ONE_PASS_ELEMENTS = 2**16
+
+
+def reduce_elements(losses: jax.Array, kept: jax.Array | None, reduction: str) -> jax.Array:
+    """``reduction`` of elementwise ``losses``, with the elements where ``kept`` is False dropped.
+
+    ``"mean"`` divides by the number of kept elements (``losses.size`` without ``kept``); an
+    empty mean is 0.0 with zero gradients. The sums go through :func:`_backend.sums_and_count`, so they
+    fuse with the computation of ``losses``.
+    """
+    if kept is not None:
+        losses = jnp.where(kept, losses, 0)
+    if reduction == "none":
+        return losses
+    counted = jnp.ones(losses.shape, bool) if kept is None else jnp.broadcast_to(kept, losses.shape)
+    if losses.size <= _ONE_PASS_ELEMENTS:
+        (total,), count = _backend.sums_and_count((losses.reshape(-1),), counted.reshape(-1))
+    else:
+        (sums,), counts = _backend.sums_and_count((losses,), counted)
+        (total,), count = _backend.sums_and_count((sums.reshape(-1),), counts.reshape(-1))
+    # Nothing kept sums to 0 (this use of the count also keeps the reduces variadic).
+    total = jnp.where(count > 0, total, 0)
+    if reduction == "sum":
+        return total
+    if kept is None:
+        return total / max(losses.size, 1)
+    n = count.astype(losses.dtype)
+    # Double where: an empty mean divides by 1, so no NaN reaches the gradient.
+    return jnp.where(n > 0, total / jnp.where(n > 0, n, 1), 0)

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, ClassVar
+import functools
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
-from jaxent import _checks, _reduction
-from jaxent._objects import LossObject, static_field
+from jaxent import _backend, _checks, _reduction
+from jaxent._objects import LossObject, loss_object, static_field
 
 
-def mse_loss(predictions: Any, targets: Any, *, where: Any = None, reduction: str = "mean") -> jax.Array:
+def mse_loss(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+    reduction: _reduction.Reduction = "mean",
+) -> jax.Array:
     r"""Squared error, PyTorch's ``mse_loss``.
 
     .. math::
@@ -32,7 +39,13 @@ def mse_loss(predictions: Any, targets: Any, *, where: Any = None, reduction: st
 
     Returns:
       The loss in float32 (float64 for float64 predictions); gradients come back in
-      each input's dtype. Plain JAX autodiff: forward and reverse mode work.
+      each input's dtype.
+
+    Notes:
+      The gradients are ``2(ŷ - y)`` in ``predictions`` and ``-2(ŷ - y)`` in
+      ``targets`` (over the reduction's denominator), from a ``jax.custom_jvp`` rule that
+      recomputes them next to the gradient: forward and reverse mode and higher orders
+      work, and ``value_and_grad`` needs no temporary of the inputs' size.
 
     Example:
       >>> import jax.numpy as jnp, jaxent
@@ -44,15 +57,32 @@ def mse_loss(predictions: Any, targets: Any, *, where: Any = None, reduction: st
     x, t = _checks.elementwise_pair(fn, predictions, targets, x_name="predictions", integer_targets=False)
     mask = _checks.elementwise_mask(fn, where, x.shape, x_name="predictions")
     ct = _checks.compute_dtype(x.dtype)
-    diff = x.astype(ct) - t.astype(ct)
+    xf, tf = x.astype(ct), t.astype(ct)
     if mask is not None:
-        # Zero dropped differences before squaring: NaN padding reaches neither loss nor gradient.
-        diff = jnp.where(mask, diff, 0)
-    return _reduction.reduce(diff * diff, reduction, mask)
+        # Zero dropped elements before squaring: NaN padding reaches neither loss nor gradient.
+        xf, tf = jnp.where(mask, xf, 0), jnp.where(mask, tf, 0)
+    return _reduction.reduce_elements(_squared_error(xf, tf), mask, reduction)
 
 
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
+def _squared_error_partials(x: jax.Array, t: jax.Array) -> tuple[jax.Array, jax.Array]:
+    # d(x - t)^2 = 2 (x - t) (dx - dt).
+    d = 2 * (x - t)
+    return d, -d
+
+
+@jax.custom_jvp
+def _squared_error(x: jax.Array, t: jax.Array) -> jax.Array:
+    d = x - t
+    return d * d
+
+
+@functools.partial(_squared_error.defjvp, symbolic_zeros=True)
+def _squared_error_jvp(primals, tangents):
+    out = _squared_error(*primals)
+    return out, _backend.linear_tangent(_squared_error_partials, out, primals, tangents)
+
+
+@loss_object
 class MSELoss(LossObject):
     """:func:`mse_loss` as a frozen dataclass pytree: ``MSELoss(...)(predictions, targets)``.
 
@@ -63,4 +93,4 @@ class MSELoss(LossObject):
     """
 
     function: ClassVar = staticmethod(mse_loss)
-    reduction: str = static_field("mean")
+    reduction: str = static_field(default="mean")

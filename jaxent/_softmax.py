@@ -282,6 +282,7 @@ class SoftmaxOptions(NamedTuple):
     eps: jax.Array
     z_loss: jax.Array | None  # None when statically 0
     cap: jax.Array | None
+    checks: tuple = ()  # (ok, message, payload) of traced hyperparameters, for _checks.attach_checks
 
 
 def softmax_options(
@@ -289,11 +290,15 @@ def softmax_options(
 ) -> SoftmaxOptions:
     _checks.check_reduction(fn, reduction)
     _checks.check_ignore_index(fn, ignore_index)
-    _checks.check_range(fn, "label_smoothing", label_smoothing, 0.0, 1.0)
-    _checks.check_range(fn, "z_loss", z_loss, 0.0)
-    _checks.check_range(fn, "logit_softcap", logit_softcap, 0.0, low_open=True)
+    # Traced values are checked under checkify, through a check that costs nothing outside it.
+    checks = (
+        _checks.traced_range_check(fn, "label_smoothing", label_smoothing, 0.0, 1.0),
+        _checks.traced_range_check(fn, "z_loss", z_loss, 0.0),
+        _checks.traced_range_check(fn, "logit_softcap", logit_softcap, 0.0, low_open=True),
+    )
     ct = _checks.compute_dtype(dtype)
     return SoftmaxOptions(
+        checks=checks,
         smooth=bool(_checks.concrete(label_smoothing) != 0),
         eps=_checks.hyperparameter(label_smoothing, ct),
         z_loss=None if _checks.concrete(z_loss) == 0 else _checks.hyperparameter(z_loss, ct),
@@ -330,7 +335,7 @@ def softmax_losses(stats: Stats, kept: jax.Array, class_weight: jax.Array | None
         lse = jnp.where(stats.log_sum == -jnp.inf, 0, stats.shift + stats.log_sum)
         losses = losses + opts.z_loss * lse * lse
     losses = jnp.where(kept & impossible, jnp.inf, losses)
-    return jnp.where(kept, losses, 0)
+    return _checks.attach_checks(jnp.where(kept, losses, 0), opts.checks)
 
 
 # --------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from jax.experimental import checkify
 from jax.test_util import check_grads
 
 import jaxent
+from tests import programs
 from tests import references as ref
 from tests.tolerances import GRAD, LOSS, PARITY, assert_close
 
@@ -735,3 +736,142 @@ def test_property_focal_is_at_most_bce(x, y, gamma):
 def test_property_bce_on_probabilities_lies_in_0_100(p, y):
     losses = np.asarray(_probs(p, y))
     assert np.all(losses >= 0) and np.all(losses <= 100)
+
+
+# --------------------------------------------------------------------------------------
+# Compiled memory: no [N, C] temporary, fwd+bwd or forward only, for every option.
+
+MEMORY_CASES = [
+    ("bce", dict()),
+    ("bce", dict(weight="C", pos_weight="C", label_smoothing=0.1, where="full")),
+    ("bce", dict(weight="full", pos_weight="full", label_smoothing="traced", where="rows")),
+    ("probs", dict()),
+    ("probs", dict(weight="full", where="full")),
+    ("focal", dict()),
+    ("focal", dict(alpha=0.25, where="full")),
+    ("focal", dict(gamma=0.5, alpha="traced")),
+    ("focal", dict(gamma="traced", where="rows")),
+    ("focal", dict(gamma=0.0, alpha=0.75)),
+    ("focal", dict(gamma=3.0)),
+]
+
+
+def _abstract_options(options, shape):
+    """(arrays, static options): abstract arrays for the specs "C", "full", "rows", "traced"."""
+    arrays, static = {}, {}
+    for k, v in options.items():
+        if v == "C":
+            arrays[k] = jax.ShapeDtypeStruct(shape[-1:], jnp.float32)
+        elif v == "full":
+            arrays[k] = jax.ShapeDtypeStruct(shape, jnp.bool_ if k == "where" else jnp.float32)
+        elif v == "rows":
+            arrays[k] = jax.ShapeDtypeStruct(shape[:1] + (1,), jnp.bool_)
+        elif v == "traced":
+            arrays[k] = jax.ShapeDtypeStruct((), jnp.float32)
+        else:
+            static[k] = v
+    return arrays, static
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["f32", "bf16"])
+@pytest.mark.parametrize(("kind", "options"), MEMORY_CASES, ids=[f"{k}-{i}" for i, (k, _) in enumerate(MEMORY_CASES)])
+def test_compiled_temp_memory_is_at_most_one_percent_of_the_logits(kind, options, dtype):
+    fn = FUNCTIONS[kind][0]
+    x = t = jax.ShapeDtypeStruct(programs.BIG, dtype)
+    arrays, static = _abstract_options(options, programs.BIG)
+    bound = programs.one_percent_of_f32(programs.BIG)
+    for reduction in REDUCTIONS:
+        loss = functools.partial(lambda r, x, t, a: fn(x, t, reduction=r, **a, **static), reduction)
+        assert programs.temp_bytes(loss, x, t, arrays) <= bound, ("forward", reduction)
+        if reduction != "none":
+            assert programs.temp_bytes(jax.value_and_grad(loss), x, t, arrays) <= bound, ("fwd+bwd", reduction)
+
+
+# --------------------------------------------------------------------------------------
+# Forward mode and higher orders, and the programs handed to accelerators.
+
+TRANSFORM_CASES = {
+    "bce": dict(weight=positive_of((3,), 80), pos_weight=positive_of((2, 3), 81), label_smoothing=0.1),
+    "probs": dict(weight=positive_of((3,), 82)),
+    "focal": dict(gamma=2.0, alpha=0.3),
+    "focal_traced_gamma": dict(gamma=jnp.asarray(0.7)),
+    "focal_gamma_1": dict(gamma=1),
+}
+
+
+def _transform_case(name):
+    kind = name.split("_")[0]
+    # Probabilities and targets away from 0 and 1, where finite differences are accurate.
+    x = soft_targets_of((2, 3), 83, low=0.2, high=0.8) if kind == "probs" else logits_of((2, 3), 83)
+    y = soft_targets_of((2, 3), 84, low=0.1, high=0.9)
+    where = jnp.array([[True, False, True], [True, True, True]])
+    return FUNCTIONS[kind][0], x, y, dict(TRANSFORM_CASES[name], where=where)
+
+
+@pytest.mark.parametrize("name", sorted(TRANSFORM_CASES))
+def test_forward_mode_and_higher_orders(name):
+    fn, x, y, options = _transform_case(name)
+    f = jax.jit(lambda x, y: fn(x, y, **options))
+    # check_grads in both modes to second order, in the predictions and the (soft) targets.
+    check_grads(f, (x, y), order=2, modes=["fwd", "rev"])
+    dx, dy = logits_of((2, 3), 85), logits_of((2, 3), 86)
+    value, tangent = jax.jvp(f, (x, y), (dx, dy))
+    gx, gy = jax.grad(f, (0, 1))(x, y)
+    assert_close(value, f(x, y), LOSS[F64])
+    assert_close(tangent, jnp.sum(gx * dx) + jnp.sum(gy * dy), GRAD[F64])
+    _, linear = jax.linearize(f, x, y)
+    assert_close(linear(dx, dy), tangent, GRAD[F64])
+    assert_close(jax.jacfwd(f)(x, y), gx, GRAD[F64])
+    # Forward-over-reverse and reverse-over-forward Hessians, and grad of grad.
+    hess = jax.hessian(f)(x, y)
+    assert_close(hess, jax.jacrev(jax.jacfwd(f))(x, y), GRAD[F64])
+    assert np.all(np.isfinite(hess))
+    assert_close(
+        jax.grad(lambda x: jnp.sum(jax.grad(f)(x, y) ** 2))(x), 2 * jnp.einsum("ij,ijkl->kl", gx, hess), GRAD[F64]
+    )
+
+
+@pytest.mark.parametrize("kind", sorted(FUNCTIONS))
+def test_programs_are_backend_neutral(kind):
+    fn = FUNCTIONS[kind][0]
+    x, y = logits_of((8, 5), 87, dtype=jnp.float32), soft_targets_of((8, 5), 88, dtype=jnp.float32)
+    if kind == "probs":
+        x = jax.nn.sigmoid(x)
+    options = {
+        "bce": [dict(pos_weight=jnp.ones(5, jnp.float32), label_smoothing=0.1)],
+        "focal": [dict(alpha=0.25), dict(gamma=0.5)],  # whole and log-space gamma
+    }
+    for extra in options.get(kind, [{}]):
+        f = lambda x, y: fn(x, y, where=x > 0.2, **extra)
+        for g in (f, jax.value_and_grad(f, (0, 1))):
+            programs.assert_backend_neutral(g, x, y)
+
+
+def test_whole_gamma_powers_equal_the_log_space_path():
+    # A concrete whole gamma computes q^gamma directly; a traced one in log space: same values
+    # and derivatives (first and second order), also at extreme and infinite logits.
+    x = jnp.array([-INF, -800.0, -30.0, -1.0, 0.0, 0.5, 30.0, 800.0, INF, 3.0])
+    y = jnp.array([1.0, 0.0, 1.0, 0.3, 0.5, 1.0, 0.0, 1.0, 1.0, 0.9])
+    for gamma, alpha in ((1, None), (2.0, 0.25), (3, 0.6)):
+        whole = jax.jit(lambda x, y: jaxent.sigmoid_focal_loss(x, y, gamma=gamma, alpha=alpha, reduction="sum"))
+        logs = jax.jit(lambda x, y, g: jaxent.sigmoid_focal_loss(x, y, gamma=g, alpha=alpha, reduction="sum"))
+        g = jnp.asarray(gamma, jnp.float64)
+        assert_close(whole(x, y), logs(x, y, g), LOSS[F64])
+        for a, b in zip(jax.grad(whole, (0, 1))(x, y), jax.grad(logs, (0, 1))(x, y, g)):
+            assert np.all(np.isfinite(a))
+            assert_close(a, b, GRAD[F64])
+        finite = slice(2, 8)
+        h_whole = jax.hessian(whole)(x[finite], y[finite])
+        h_logs = jax.hessian(logs)(x[finite], y[finite], g)
+        assert_close(h_whole, h_logs, GRAD[F64])
+
+
+def test_checks_carry_no_effect_outside_checkify():
+    # The probability-range check costs nothing in an ordinary jitted call (no effect, so
+    # JAX's fast dispatch path), and still names the value under checkify.
+    p, y = jnp.array([0.5, 0.2]), jnp.array([1.0, 0.0])
+    assert not jax.make_jaxpr(jaxent.binary_cross_entropy)(p, y).effects
+    assert not jax.make_jaxpr(jax.value_and_grad(jaxent.binary_cross_entropy))(p, y).effects
+    f = checkify.checkify(jax.jit(jax.vmap(jaxent.binary_cross_entropy)), errors=checkify.user_checks)
+    with pytest.raises(checkify.JaxRuntimeError, match=r"probs must lie in \[0, 1\], got 1.5"):
+        f(jnp.array([[0.5, 0.2], [1.5, 0.3]]), jnp.ones((2, 2)))[0].throw()

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from jax.test_util import check_grads
 
 import jaxent
+from tests import programs
 from tests import references as ref
 from tests.tolerances import GRAD, LOSS, PARITY, assert_close
 
@@ -438,3 +439,72 @@ def test_property_nonnegative_and_zero_at_equality(raw_logits, raw_targets):
     g = jax.grad(lambda a, b: jaxent.kl_divergence(a, b), (0, 1))(lq, t)
     assert np.all(np.isfinite(g[0])) and np.all(np.isfinite(g[1]))
     assert np.all(np.asarray(g[1])[np.asarray(t) == 0] == 0)
+
+
+# --------------------------------------------------------------------------------------
+# Compiled memory, forward mode and higher orders, backend neutrality.
+
+MEMORY_CASES = [
+    (False, None),
+    (True, None),
+    (False, "classes"),
+    (True, "examples"),
+    (True, "classes"),
+]
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["f32", "bf16"])
+@pytest.mark.parametrize(("log_target", "where"), MEMORY_CASES)
+def test_compiled_temp_memory_is_at_most_one_percent_of_the_logits(log_target, where, dtype):
+    # No [N, C] temporary: forward only (every reduction) and value_and_grad in the
+    # predictions, in float32 and bfloat16 (no float32 copy of the inputs).
+    lq = t = jax.ShapeDtypeStruct(programs.BIG, dtype)
+    mask = {"classes": programs.BIG, "examples": programs.BIG[:1]}
+    arrays = {} if where is None else dict(where=jax.ShapeDtypeStruct(mask[where], jnp.bool_))
+    bound = programs.one_percent_of_f32(programs.BIG)
+    for reduction in REDUCTIONS:
+        loss = functools.partial(
+            lambda r, a, b, w: jaxent.kl_divergence(a, b, log_target=log_target, reduction=r, **w), reduction
+        )
+        assert programs.temp_bytes(loss, lq, t, arrays) <= bound, ("forward", reduction)
+        if reduction != "none":
+            assert programs.temp_bytes(jax.value_and_grad(loss), lq, t, arrays) <= bound, ("fwd+bwd", reduction)
+
+
+@pytest.mark.parametrize("log_target", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+def test_forward_mode_and_higher_orders(log_target, masked):
+    lq, t = log_probs_of((2, 4), 90), probs_of((2, 4), 91)  # finite differences need t > 0
+    tt = jnp.log(t) if log_target else t
+    where = jnp.array([[True, True, False, True], [True, True, True, True]]) if masked else None
+    f = jax.jit(lambda a, b: jaxent.kl_divergence(a, b, log_target=log_target, where=where))
+    # check_grads in both modes to second order, in the predictions and the targets.
+    check_grads(f, (lq, tt), order=2, modes=["fwd", "rev"])
+    da, db = log_probs_of((2, 4), 92), log_probs_of((2, 4), 93)
+    value, tangent = jax.jvp(f, (lq, tt), (da, db))
+    ga, gb = jax.grad(f, (0, 1))(lq, tt)
+    assert_close(value, f(lq, tt), LOSS[F64])
+    assert_close(tangent, jnp.sum(ga * da) + jnp.sum(gb * db), GRAD[F64])
+    _, linear = jax.linearize(f, lq, tt)
+    assert_close(linear(da, db), tangent, GRAD[F64])
+    assert_close(jax.jacfwd(f, (0, 1))(lq, tt), (ga, gb), GRAD[F64])
+    for argnum in (0, 1):
+        hess = jax.hessian(f, argnum)(lq, tt)
+        assert np.all(np.isfinite(hess))
+        assert_close(hess, jax.jacrev(jax.jacfwd(f, argnum), argnum)(lq, tt), GRAD[F64])
+    # Second order stays finite at a zero target on a -inf prediction.
+    t0, lq0 = t.at[0, 0].set(0.0), lq.at[0, 0].set(-jnp.inf)
+    tt0 = jnp.log(t0) if log_target else t0
+    for argnum in (0, 1):
+        assert np.all(np.isfinite(jax.hessian(f, argnum)(lq0, tt0)))
+
+
+@pytest.mark.parametrize("log_target", [False, True])
+def test_programs_are_backend_neutral(log_target):
+    lq, t = log_probs_of((8, C), 95, dtype=jnp.float32), probs_of((8, C), 96, zeros=0.2, dtype=jnp.float32)
+    tt = jnp.log(t) if log_target else t
+    mask = jnp.asarray(np.random.default_rng(97).random((8, C)) > 0.2)
+    for where in (None, mask):
+        f = lambda a, b: jaxent.kl_divergence(a, b, log_target=log_target, where=where)
+        for g in (f, jax.value_and_grad(f, (0, 1))):
+            programs.assert_backend_neutral(g, lq, tt)

@@ -16,6 +16,7 @@ from jax.experimental import checkify
 from jax.test_util import check_grads
 
 import jaxent
+from tests import programs
 from tests import references as ref
 from tests.tolerances import GRAD, LOSS, PARITY, assert_close
 
@@ -661,3 +662,135 @@ def test_property_multiclass_nonnegative_and_zero_when_separated(raw_scores, lab
     sep = x.at[:, label].set(jnp.max(x, axis=-1) + margin + 1e-6)
     assert np.all(np.asarray(jaxent.multi_margin_loss(sep, y, margin=margin, reduction="none")) == 0)
     assert np.all(np.asarray(jaxent.multiclass_hinge_loss(sep, y, margin=margin, reduction="none")) == 0)
+
+
+# --------------------------------------------------------------------------------------
+# Compiled memory, forward mode and higher orders, backend neutrality.
+
+N_BIG = programs.BIG[0]
+MEMORY_CASES = [
+    ("hinge_loss", "signs", dict()),
+    ("hinge_loss", "bool", dict(squared=True, margin="traced", where="full")),
+    ("hinge_loss", "signs", dict(squared=True, margin=0.5, where="rows")),
+    ("hinge_loss", "float", dict(where="full")),
+    ("multi_margin_loss", "labels", dict()),
+    ("multi_margin_loss", "labels", dict(p=2, weight="C", margin="traced", where="examples")),
+    ("multi_margin_loss", "labels", dict(p=1, weight="C", where="full")),
+    ("multi_margin_loss", "labels", dict(p=2, where="full")),
+    ("multiclass_hinge_loss", "labels", dict()),
+    ("multiclass_hinge_loss", "labels", dict(margin="traced", where="full")),
+    ("multiclass_hinge_loss", "labels", dict(margin=0.5, where="examples")),
+]
+ALL = {"hinge_loss": jaxent.hinge_loss, **MULTICLASS}
+
+
+def _abstract(targets, options, shape):
+    t = {
+        "signs": jax.ShapeDtypeStruct(shape, jnp.int32),
+        "bool": jax.ShapeDtypeStruct(shape, jnp.bool_),
+        "float": jax.ShapeDtypeStruct(shape, jnp.float32),
+        "labels": jax.ShapeDtypeStruct(shape[:1], jnp.int32),
+    }[targets]
+    arrays, static = {}, {}
+    specs = {
+        "traced": ((), jnp.float32),
+        "C": (shape[-1:], jnp.float32),
+        "full": (shape, jnp.bool_),
+        "rows": (shape[:1] + (1,), jnp.bool_),
+        "examples": (shape[:1], jnp.bool_),
+    }
+    for k, v in options.items():
+        if isinstance(v, str):
+            arrays[k] = jax.ShapeDtypeStruct(*specs[v])
+        else:
+            static[k] = v
+    return t, arrays, static
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["f32", "bf16"])
+@pytest.mark.parametrize(
+    ("fn_name", "targets", "options"), MEMORY_CASES, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(MEMORY_CASES)]
+)
+def test_compiled_temp_memory_is_at_most_one_percent_of_the_scores(fn_name, targets, options, dtype):
+    # No [N, C] temporary: forward only (every reduction) and value_and_grad in the scores,
+    # in float32 and bfloat16 (no float32 copy of the scores).
+    f = ALL[fn_name]
+    x = jax.ShapeDtypeStruct(programs.BIG, dtype)
+    t, arrays, static = _abstract(targets, options, programs.BIG)
+    bound = programs.one_percent_of_f32(programs.BIG)
+    for reduction in REDUCTIONS:
+        loss = functools.partial(lambda r, x, t, a: f(x, t, reduction=r, **a, **static), reduction)
+        assert programs.temp_bytes(loss, x, t, arrays) <= bound, ("forward", reduction)
+        if reduction != "none":
+            assert programs.temp_bytes(jax.value_and_grad(loss), x, t, arrays) <= bound, ("fwd+bwd", reduction)
+
+
+TRANSFORM_CASES = [
+    ("hinge_loss", dict()),
+    ("hinge_loss", dict(squared=True, margin=0.7)),
+    ("multi_margin_loss", dict()),
+    ("multi_margin_loss", dict(p=2, weight=jnp.linspace(0.5, 2.0, C), margin=0.8)),
+    ("multiclass_hinge_loss", dict()),
+    ("multiclass_hinge_loss", dict(margin=2.5)),
+]
+
+
+@pytest.mark.parametrize(("fn_name", "options"), TRANSFORM_CASES)
+def test_forward_mode_and_higher_orders(fn_name, options):
+    # (Integer and ±1 targets have no derivative: everything is in the scores.)
+    if fn_name == "hinge_loss":
+        x, y = scores_of((3, 4), 100), signs_of((3, 4), 101)
+        where = jnp.array([[True, False, True, True]] * 3)
+    else:
+        x, y = scores_of((3, C), 102), jnp.array([0, 3, 4], jnp.int32)  # (no target on the masked class)
+        where = jnp.array([[True, True, False, True, True]] * 3)
+    f = jax.jit(lambda x: ALL[fn_name](x, y, where=where, **options))
+    # check_grads in both modes to second order (the seeded scores are away from the kinks).
+    check_grads(f, (x,), order=2, modes=["fwd", "rev"])
+    dx = scores_of(x.shape, 104)
+    value, tangent = jax.jvp(f, (x,), (dx,))
+    g = jax.grad(f)(x)
+    assert_close(value, f(x), LOSS[F64])
+    assert_close(tangent, jnp.sum(g * dx), GRAD[F64])
+    _, linear = jax.linearize(f, x)
+    assert_close(linear(dx), tangent, GRAD[F64])
+    assert_close(jax.jacfwd(f)(x), g, GRAD[F64])
+    hess = jax.hessian(f)(x)
+    assert np.all(np.isfinite(hess))
+    assert_close(hess, jax.jacrev(jax.jacfwd(f))(x), GRAD[F64])
+    assert_close(jax.grad(lambda x: jnp.sum(jax.grad(f)(x) ** 2))(x), 2 * jnp.einsum("ij,ijkl->kl", g, hess), GRAD[F64])
+
+
+def test_tied_competitors_share_the_gradient_in_forward_and_reverse_mode():
+    x = jnp.array([[0.5, 2.0, 2.0, 0.1], [1.0, 1.0, 1.0, 1.0]])
+    y = jnp.array([0, 3], jnp.int32)
+    f = lambda x: jaxent.multiclass_hinge_loss(x, y, reduction="sum")
+    g = jax.grad(f)(x)
+    assert_close(g, [[-1.0, 0.5, 0.5, 0.0], [1 / 3, 1 / 3, 1 / 3, -1.0]], LOSS[F64])
+    assert_close(jax.jacfwd(f)(x), g, LOSS[F64])
+    assert_close(g, jax.grad(lambda x: ref.multiclass_hinge_loss(x, y, reduction="sum"))(x), LOSS[F64])
+
+
+@pytest.mark.parametrize("fn_name", sorted(ALL))
+def test_programs_are_backend_neutral(fn_name):
+    x = scores_of((8, C), 105, dtype=jnp.float32)
+    y = signs_of((8, C), 106) if fn_name == "hinge_loss" else labels_of((8,), C, 107)
+    options = dict(margin=0.5) if fn_name != "multi_margin_loss" else dict(p=2, weight=jnp.ones(C, jnp.float32))
+    for where in (None, x > -1.0):
+        f = lambda x, y: ALL[fn_name](x, y, where=where, **options)
+        for g in (f, jax.value_and_grad(f)):
+            programs.assert_backend_neutral(g, x, y)
+
+
+def test_label_checks_carry_no_effect_outside_checkify():
+    # The label and target checks cost nothing in an ordinary jitted call (no effect, so
+    # JAX's fast dispatch path), and still name the value under checkify, also under vmap.
+    x, y = jnp.zeros((3, 4)), jnp.array([1, 2, 0], jnp.int32)
+    for f in MULTICLASS.values():
+        assert not jax.make_jaxpr(f)(x, y).effects
+        assert not jax.make_jaxpr(jax.value_and_grad(f))(x, y).effects
+    assert not jax.make_jaxpr(jaxent.hinge_loss)(x, jnp.ones((3, 4), jnp.int32)).effects
+    checked = checkify.checkify(jax.jit(jax.vmap(jaxent.multi_margin_loss)), errors=checkify.user_checks)
+    with pytest.raises(checkify.JaxRuntimeError, match=r"targets contain the label 7, outside \[0, 4\)"):
+        checked(jnp.zeros((2, 3, 4)), jnp.array([[1, 2, 0], [1, 7, 0]], jnp.int32))[0].throw()
+    checked(jnp.zeros((2, 3, 4)), jnp.array([[1, 2, 0], [1, 3, 0]], jnp.int32))[0].throw()

@@ -15,6 +15,7 @@ from hypothesis.extra import numpy as hnp
 from jax.test_util import check_grads
 
 import jaxent
+from tests import programs
 from tests import references as ref
 from tests.tolerances import GRAD, LOSS, PARITY, assert_close
 
@@ -170,3 +171,50 @@ def test_property_nonnegative_and_zero_iff_equal(p, t, same):
     assert np.all(losses >= 0)
     np.testing.assert_array_equal(losses == 0, p == t)
     np.testing.assert_array_equal(_mse(p, p), 0)
+
+
+# --------------------------------------------------------------------------------------
+# Compiled memory, forward mode and higher orders, backend neutrality.
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["f32", "bf16"])
+@pytest.mark.parametrize("where", [None, "full", "rows"])
+def test_compiled_temp_memory_is_at_most_one_percent_of_the_predictions(where, dtype):
+    # No [N, C] temporary: forward only (every reduction) and value_and_grad in the
+    # predictions, in float32 and bfloat16 (no float32 copy of the inputs).
+    p = t = jax.ShapeDtypeStruct(programs.BIG, dtype)
+    masks = {"full": programs.BIG, "rows": programs.BIG[:1] + (1,)}
+    arrays = {} if where is None else dict(where=jax.ShapeDtypeStruct(masks[where], jnp.bool_))
+    bound = programs.one_percent_of_f32(programs.BIG)
+    for reduction in REDUCTIONS:
+        loss = functools.partial(lambda r, p, t, w: jaxent.mse_loss(p, t, reduction=r, **w), reduction)
+        assert programs.temp_bytes(loss, p, t, arrays) <= bound, ("forward", reduction)
+        if reduction != "none":
+            assert programs.temp_bytes(jax.value_and_grad(loss), p, t, arrays) <= bound, ("fwd+bwd", reduction)
+
+
+def test_forward_mode_and_higher_orders():
+    p, t = values_of((3, 4), 20), values_of((3, 4), 21)
+    where = jnp.asarray(np.random.default_rng(22).random((3, 4)) > 0.3)
+    f = jax.jit(lambda p, t: jaxent.mse_loss(p, t, where=where))
+    check_grads(f, (p, t), order=2, modes=["fwd", "rev"])
+    dp, dt = values_of((3, 4), 23), values_of((3, 4), 24)
+    value, tangent = jax.jvp(f, (p, t), (dp, dt))
+    gp, gt = jax.grad(f, (0, 1))(p, t)
+    assert_close(value, f(p, t), LOSS[F64])
+    assert_close(tangent, jnp.sum(gp * dp) + jnp.sum(gt * dt), GRAD[F64])
+    _, linear = jax.linearize(f, p, t)
+    assert_close(linear(dp, dt), tangent, GRAD[F64])
+    assert_close(jax.jacfwd(f, (0, 1))(p, t), (gp, gt), GRAD[F64])
+    hess = jax.hessian(f)(p, t)
+    n = float(jnp.sum(where))
+    assert_close(hess, 2 * jnp.einsum("ik,jl,ij->ijkl", jnp.eye(3), jnp.eye(4), where.astype(F64)) / n, GRAD[F64])
+    assert_close(hess, jax.jacrev(jax.jacfwd(f))(p, t), GRAD[F64])
+
+
+def test_programs_are_backend_neutral():
+    p, t = values_of((8, 5), 25, dtype=jnp.float32), values_of((8, 5), 26, dtype=jnp.float32)
+    for where in (None, p > 0):
+        f = lambda p, t: jaxent.mse_loss(p, t, where=where)
+        for g in (f, jax.value_and_grad(f, (0, 1))):
+            programs.assert_backend_neutral(g, p, t)
