@@ -37,6 +37,24 @@ def apart(x: jax.Array) -> jax.Array:
     return jax.lax.platform_dependent(x, cpu=jax.lax.optimization_barrier, default=_identity)
 
 
+def tied(x: jax.Array, i: jax.Array) -> jax.Array:
+    """``x``, read through an optimization barrier with the loop index ``i`` on XLA:CPU when
+    it is half precision.
+
+    Works around XLA:CPU, which upcasts a bf16/f16 matrix that a loop slices and hoists
+    that upcast out of the loop: a float32 copy of the whole matrix (e.g. a ``[V, D]``
+    output embedding). Tied to ``i`` the barrier's output is not loop-invariant, so each
+    iteration upcasts only its slice. Identity elsewhere and for float32/float64 inputs.
+    """
+    if x.dtype.itemsize > 2:
+        return x
+
+    def barrier(x, i):
+        return jax.lax.optimization_barrier((x, i))[0]
+
+    return jax.lax.platform_dependent(x, i, cpu=barrier, default=lambda x, i: x)
+
+
 def take_last(x: jax.Array, labels: jax.Array, onehot: jax.Array, gradient_dtype: jnp.dtype) -> jax.Array:
     """``x[..., labels]`` for in-range ``labels`` ``[...]`` (``onehot`` marks them in ``x``'s shape).
 

@@ -6,7 +6,7 @@ rather than ``p``: ``1 - p = -expm1(-ce)`` keeps its relative accuracy as ``p ->
 where ``1 - p`` computed from ``p`` rounds to 0.
 
 Integer targets need only the target's ``ce``: they call :func:`jaxent.cross_entropy`
-(reduction ``"none"``) and inherit its ``custom_vjp`` core (safe at ``-inf`` logits, no
+(reduction ``"none"``) and inherit its ``custom_jvp`` core (safe at ``-inf`` logits, no
 float32 copy of half-precision logits, NaN for out-of-range labels). Probability targets
 need one ``ce`` per class: :func:`_prob_losses` is a ``custom_jvp`` whose tangent is
 linear in the input tangents and, under ``jax.checkpoint``, recomputes every per-class

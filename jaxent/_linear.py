@@ -1,13 +1,14 @@
 """Fused linear + softmax cross-entropy that never materialises the ``[N, V]`` logits.
 
 ``linear_cross_entropy(h, W, y)`` equals ``cross_entropy(h @ W.T + b, y)`` but streams
-over vocabulary chunks inside a ``jax.custom_vjp``: the forward pass keeps an online
-logsumexp, the target logit and (for label smoothing) the sum of the logits, one
-``[N]`` vector each; the backward pass recomputes each chunk's logits with the same
-matmul, forms that chunk's ``d logits`` in float32 and contracts it at once into
-``d inputs`` (accumulated in float32) and the chunk's rows of ``d weight`` (complete
-after one matmul over all tokens). Peak extra memory is one ``[N, chunk]`` float32
-block, not ``N * V``.
+over vocabulary chunks inside a ``jax.custom_jvp``: the primal pass keeps an online
+logsumexp, the target logit and (for label smoothing) the sum of the logits, one ``[N]``
+vector each. The tangent map recomputes each chunk's logits with the same matmul and
+is linear in the input tangents, each chunk under ``jax.checkpoint``: forward mode
+evaluates it, and reverse mode transposes it into the fused backward pass, which forms
+a chunk's ``d logits`` in float32 and contracts it at once into ``d inputs``
+(accumulated in float32) and the chunk's rows of ``d weight``. Peak extra memory is a
+few ``[N, chunk]`` float32 blocks, not ``N * V``.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_derivatives import SymbolicZero
 
 from jaxent import _backend, _checks, _reduction
 from jaxent._objects import LossObject, loss_object, static_field
-from jaxent._softmax import Stats, capped, log_of_sum, put_last, sharded_labels, softmax_losses, softmax_options
+from jaxent._softmax import Stats, capped, log_of_sum, sharded_labels, softmax_losses, softmax_options
 
 # Default chunk: about 2**22 float32 logits (16 MiB) per vocabulary chunk, and never
 # fewer than 256 vocabulary entries, so that the matmuls stay large.
@@ -80,46 +82,12 @@ def _local_targets(y, start, size):
     return jnp.where((col >= 0) & (col < size), col, size)[:, None]
 
 
-def _chunk_grad(raw, col, lse, g_lse, g_smooth, g_target, cap):
-    """d loss / d raw logits of a chunk ``[rows, size]``, and the chunk's d loss / d cap.
-
-    ``col`` ``[rows, 1]`` is each row's target column in the chunk (``size``: none);
-    ``lse``, ``g_lse``, ``g_smooth`` are ``[rows, 1]``, ``g_target`` ``[rows]``.
-    """
-
-    def entries(raw, target_term):
-        x, th = capped(raw, cap)
-        finite = x > -jnp.inf
-        # d lse / dx = softmax; d target / dx = one-hot; d sum(x) / dx = 1 on finite entries.
-        d = g_lse * jnp.exp(x - lse)
-        if g_smooth is not None:
-            d = d + jnp.where(finite, g_smooth, 0)
-        d = d + target_term
-        if th is None:
-            return d, None
-        # d/dx c*tanh(x/c) = 1 - tanh^2;  d/dc c*tanh(x/c) = tanh - (x/c)(1 - tanh^2).
-        dcap = jnp.where(finite, d * (th - jnp.where(finite, raw, 0) / cap * (1 - th * th)), 0)
-        return d * (1 - th * th), dcap
-
-    d, dcap = entries(raw, 0)
-    # The target entries, recomputed from their logits and written in place in float32
-    # (no [rows, size] one-hot select, and the softmax pass stays one fused loop).
-    raw_t = jnp.take_along_axis(raw, col, axis=-1, mode="fill", fill_value=0)
-    d_t, dcap_t = entries(raw_t, g_target[:, None])
-    d = put_last(d, col, d_t)
-    if dcap is None:
-        return d, None
-    # The target entries' d/dcap, swapped for their value with the target term.
-    swap = jnp.where(col < raw.shape[-1], dcap_t - entries(raw_t, 0)[1], 0)
-    return d, jnp.sum(dcap) + jnp.sum(swap)
-
-
 def _remaining(bias, vocab, ct):
     """How many vocabulary entries get smoothing mass: those without a -inf bias."""
     return jnp.asarray(vocab if bias is None else jnp.sum(bias > -jnp.inf), ct)
 
 
-def _stats_fwd(cfg, h, w, bias, y, cap):
+def _primal_stats(cfg, h, w, bias, y, cap) -> Stats:
     smooth, chunk_size, axis_name = cfg
     ct = _checks.compute_dtype(h.dtype)
     n = h.shape[0]
@@ -153,51 +121,107 @@ def _stats_fwd(cfg, h, w, bias, y, cap):
     stats = Stats(shift=jnp.zeros_like(lse), log_sum=lse, target=target)
     if smooth:
         stats = stats._replace(smooth_dot=sx, smooth_mass=remaining, remaining=remaining)
-    return stats, (h, w, bias, y, cap, lse)
+    return stats
 
 
-def _stats_bwd(cfg, res, g):
-    smooth, chunk_size, _ = cfg
-    h, w, bias, y, cap, lse = res
+def _live(t):
+    """A tangent, or None when it is symbolically zero, absent or of an integer input (float0)."""
+    return None if t is None or isinstance(t, SymbolicZero) or t.dtype == jax.dtypes.float0 else t
+
+
+def _stats_tangent(cfg, primals, stats: Stats, tangents) -> Stats:
+    """The tangent of :func:`_linear_stats`, linear in (d inputs, d weight, d bias, d cap).
+
+    Per chunk: ``d logits = dh W_c^T + h dW_c^T + db_c`` (through the soft-cap chain), then
+    ``d lse = sum softmax * d logits``, ``d target = d logits_y`` and ``d smooth = sum d logits``.
+    Each chunk's body is under ``jax.checkpoint``: reverse mode transposes the scan into
+    the fused backward pass (``d logits`` of a chunk contracted at once into ``d inputs``,
+    the chunk's rows of ``d weight`` and ``d bias``), saving only the primals and the
+    ``[N]`` logsumexp, never a chunk's logits.
+    """
+    smooth, chunk_size, axis_name = cfg
+    h, w, bias, y, cap = primals
+    dh, dw, db, _, dcap = map(_live, tangents)
     ct = _checks.compute_dtype(h.dtype)
-    lse = jnp.where(lse > -jnp.inf, lse, 0)[:, None]
-    g_smooth = g.smooth_dot[:, None] if smooth else None
+    n, (vocab, dim) = h.shape[0], w.shape
+    lse = jnp.where(stats.log_sum > -jnp.inf, stats.log_sum, 0)[:, None]
+    # Tangents of the inputs enter the matmuls in float32: reverse mode then accumulates
+    # d inputs over the chunks in float32 (the transpose of this cast is the final one).
+    dh32 = None if dh is None else dh.astype(ct)
+    w_all = w
 
-    def step(start, size, w, carry):
-        dh, dw, db, dcap = carry
+    def chunk(start, size, fresh):
+        w = _backend.tied(w_all, start)
         raw = _logits(h, w, bias, start, size)
-        d, dcap_j = _chunk_grad(raw, _local_targets(y, start, size), lse, g.log_sum[:, None], g_smooth, g.target, cap)
-        dl = d.astype(h.dtype)  # matmul operands in the input dtype, float32 accumulation
-        wj = jax.lax.dynamic_slice_in_dim(w, start, size)
-        dh = dh + jax.lax.dot_general(dl, wj, _CONTRACT_CHUNK, preferred_element_type=ct)
-        # The chunk's rows of d weight are complete after one matmul over all tokens.
-        dwj = jax.lax.dot_general(dl, h, _CONTRACT_N, preferred_element_type=ct, out_sharding=replicated)
-        dw = jax.lax.dynamic_update_slice_in_dim(dw, dwj.astype(dw.dtype), start, 0)
+        x, th = capped(raw, cap)
+        parts = []
+        if dh32 is not None:
+            wc = jax.lax.dynamic_slice_in_dim(w, start, size)
+            parts.append(jax.lax.dot_general(dh32, wc, _CONTRACT_D, preferred_element_type=ct))
+        if dw is not None:
+            dwc = jax.lax.dynamic_slice_in_dim(dw, start, size)
+            parts.append(jax.lax.dot_general(h, dwc, _CONTRACT_D, preferred_element_type=ct))
         if db is not None:
-            db = jax.lax.dynamic_update_slice_in_dim(db, jnp.sum(d, axis=0).astype(db.dtype), start, 0)
-        return dh, dw, db, None if dcap is None else dcap + dcap_j
+            dbc = jax.lax.dynamic_slice_in_dim(db, start, size)
+            parts.append(jnp.broadcast_to(dbc.astype(ct)[None, :], (n, size)))
+        finite = x > -jnp.inf
+        dx = functools.reduce(jnp.add, parts) if parts else jnp.zeros((n, size), ct)
+        if th is not None:
+            # d/dx c*tanh(x/c) = 1 - tanh^2;  d/dc c*tanh(x/c) = tanh - (x/c)(1 - tanh^2).
+            dx = dx * (1 - th * th)
+            if dcap is not None:
+                dx = dx + jnp.where(finite, dcap * (th - jnp.where(finite, raw, 0) / cap * (1 - th * th)), 0)
+        dx = jnp.where(finite if fresh is None else finite & fresh[None, :], dx, 0)
+        # d lse / d logits = softmax = exp(x - lse); d target = the target's entry.
+        out = [jnp.sum(jnp.exp(x - lse) * dx, axis=-1)]
+        out.append(jnp.take_along_axis(dx, _local_targets(y, start, size), axis=-1, mode="fill", fill_value=0)[:, 0])
+        if smooth:
+            out.append(jnp.sum(dx, axis=-1))
+        return tuple(out)
 
-    replicated = _reduction.replicated_out(h)  # d weight's sharding under explicit sharding
-    init = (
-        jnp.zeros(h.shape, ct),
-        jnp.zeros(w.shape, w.dtype, out_sharding=replicated),
-        None if bias is None else jnp.zeros(bias.shape, bias.dtype, out_sharding=replicated),
-        None if cap is None else jnp.zeros((), ct),
+    plan = _Plan(vocab, n, chunk_size)
+    body_chunk = jax.checkpoint(chunk, prevent_cse=False, static_argnums=(1,))
+
+    def body(j, acc):
+        start = j * plan.size
+        if not plan.tail:
+            return tuple(a + c for a, c in zip(acc, body_chunk(start, plan.size, None)))
+        # With a tail the last chunk is the final ``size`` entries, overlapping the one
+        # before it: the loop keeps one chunk shape, and the overlap is masked out.
+        clamped = jnp.minimum(start, vocab - plan.size)
+        fresh = jnp.arange(plan.size, dtype=start.dtype) >= start - clamped
+        return tuple(a + c for a, c in zip(acc, body_chunk(clamped, plan.size, fresh)))
+
+    zeros = jnp.zeros((n,), ct)
+    live = [t for t in (dh, dw, db, dcap) if t is not None]
+    acc = _reduction.vary_like((zeros,) * (3 if smooth else 2), h, w, bias, y, cap, *live)
+    acc = jax.lax.fori_loop(0, plan.count + (plan.tail > 0), body, acc)
+    if axis_name is not None:
+        acc = jax.lax.psum(acc, axis_name)
+    out = stats._replace(
+        shift=jnp.zeros_like(stats.shift),
+        log_sum=acc[0],
+        target=acc[1],
     )
-    init = _reduction.vary_like(init, h, w, bias, y, cap, g)
-    dh, dw, db, dcap = _Plan(w.shape[0], h.shape[0], chunk_size).fold(step, w, init)
-    # The inputs (and the cap) are shared by every device's slice of the vocabulary: one
-    # psum of d inputs over the vocabulary axis (and of d weight over a batch axis).
-    grads = (dh.astype(h.dtype), dw, db, None, dcap)
-    return tuple(map(_reduction.sum_over_devices, grads, (h, w, bias, y, cap)))
+    if smooth:
+        out = out._replace(smooth_dot=acc[2], smooth_mass=jnp.zeros_like(stats.smooth_mass), remaining=jnp.zeros_like(stats.remaining))
+    return out
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
 def _linear_stats(cfg, h, w, bias, y, cap) -> Stats:
-    return _stats_fwd(cfg, h, w, bias, y, cap)[0]
+    """:class:`Stats` (shift 0) of the logits ``h @ w.T + bias``, streamed over vocabulary chunks.
+
+    Forward and reverse mode come from one ``jax.custom_jvp`` whose tangent map is linear
+    and recomputes each chunk's logits (:func:`_stats_tangent`).
+    """
+    return _primal_stats(cfg, h, w, bias, y, cap)
 
 
-_linear_stats.defvjp(_stats_fwd, _stats_bwd)
+@functools.partial(_linear_stats.defjvp, symbolic_zeros=True)
+def _linear_stats_jvp(cfg, primals, tangents):
+    stats = _linear_stats(cfg, *primals)
+    return stats, _stats_tangent(cfg, primals, stats, tangents)
 
 
 def linear_cross_entropy(
@@ -254,8 +278,10 @@ def linear_cross_entropy(
 
     Notes:
       Gradients flow to ``inputs``, ``weight``, ``bias`` and the traced
-      hyperparameters. Reverse mode only (``jax.custom_vjp``): ``jax.jvp`` raises a
-      ``TypeError``. Class weights are not supported (use ``cross_entropy``).
+      hyperparameters, in reverse and forward mode (``jax.jvp``, ``jax.jacfwd``,
+      ``jax.linearize``, ``jax.hessian``) from one ``jax.custom_jvp`` rule; reverse-mode
+      memory stays bounded by the chunk. Class weights are not supported (use
+      ``cross_entropy``).
 
     Example:
       >>> import jax, jax.numpy as jnp, jaxent

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.test_util import check_grads
 
 import jaxent
 from tests import programs
@@ -178,8 +179,29 @@ def test_transformations():
         jax.grad(lambda w: jaxent.linear_cross_entropy(h, w, y, reduction="sum"))(w),
         GRAD[h.dtype],
     )
-    with pytest.raises(TypeError, match="forward-mode"):
-        jax.jvp(lambda h: f(h, w, y), (h,), (h,))
+
+
+@pytest.mark.parametrize("name", ["plain", "everything", "where"])
+def test_forward_mode_and_higher_orders(name):
+    # A tail chunk (chunk 5 of V=23): the last chunk overlaps the one before it.
+    h, w, b, y = case(8)
+    options = OPTIONS[name]
+    fused = lambda h, w, b: jaxent.linear_cross_entropy(h, w, y, bias=b, chunk_size=5, **options)
+    naive = lambda h, w, b: jaxent.cross_entropy(h @ w.T + b[None, :], y, **options)
+    # check_grads in both modes to second order, in the inputs, the weight and the bias.
+    check_grads(fused, (h, w, b), order=2, modes=["fwd", "rev"])
+    tangents = tuple(jnp.cos(a) for a in (h, w, b))
+    assert_close(jax.jvp(fused, (h, w, b), tangents)[1], jax.jvp(naive, (h, w, b), tangents)[1], GRAD[h.dtype])
+    _, linear = jax.linearize(fused, h, w, b)
+    assert_close(linear(*tangents), jax.jvp(naive, (h, w, b), tangents)[1], GRAD[h.dtype])
+    for argnum in range(3):
+        assert_close(jax.jacfwd(fused, argnum)(h, w, b), jax.grad(naive, argnum)(h, w, b), GRAD[h.dtype])
+    assert_close(jax.hessian(fused)(h, w, b), jax.hessian(naive)(h, w, b), GRAD[h.dtype])
+    # The traced hyperparameters too.
+    hyper = lambda eps, z, cap: jaxent.linear_cross_entropy(
+        h, w, y, bias=b, chunk_size=5, label_smoothing=eps, z_loss=z, logit_softcap=cap
+    )
+    check_grads(hyper, (0.2, 0.01, 2.0), order=2, modes=["fwd", "rev"])
 
 
 def test_traced_hyperparameters_do_not_recompile_and_get_gradients():
