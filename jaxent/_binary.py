@@ -17,6 +17,7 @@ temporary.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any, ClassVar, NamedTuple
 
 import jax
@@ -44,6 +45,22 @@ class _Logistic(NamedTuple):
     sn_over_snx: jax.Array  # softplus(-x) / σ(-x) >= 1, +inf only at x = -inf
 
 
+# Below this a, log1p(a)/a is its Taylor series, 1 - a/2 + a^2/3 - ...: the quotient's
+# derivatives cancel (d/da = (a/(1+a) - log1p(a))/a^2, and a^2 underflows), the series'
+# do not. Eleven terms leave a^11/12 < 5e-16 at the cutoff.
+_RATIO_CUTOFF = 0.05
+_RATIO_TERMS = tuple((-1.0) ** k / (k + 1) for k in range(11))
+
+
+def _log1p_ratio(a: jax.Array) -> jax.Array:
+    """log1p(a)/a for a in [0, 1], with exact derivatives of every order at small a."""
+    small = a < _RATIO_CUTOFF
+    series = functools.reduce(
+        lambda acc, c: acc * a + c, reversed(_RATIO_TERMS[:-1]), jnp.full_like(a, _RATIO_TERMS[-1])
+    )
+    return jnp.where(small, series, jnp.log1p(a) / jnp.where(small, 1, a))
+
+
 def _logistic(x: jax.Array) -> _Logistic:
     # Branch on the sign with where (not abs or max), so that every derivative at x = 0 is
     # the x >= 0 branch's, exact to any order.
@@ -58,7 +75,7 @@ def _logistic(x: jax.Array) -> _Logistic:
     sx, snx = jnp.where(pos, r, a * r), jnp.where(pos, a * r, r)
     # softplus(z)/σ(z) is softplus(z)(1 + e^-z) for z >= 0, and (1 + e^z) log1p(e^z)/e^z for z < 0,
     # where log1p(t)/t -> 1 as t -> 0.
-    ratio = jnp.where(a == 0, 1, log1p_a / jnp.where(a == 0, 1, a))
+    ratio = _log1p_ratio(a)
     sp_over_sx = (1 + a) * jnp.where(pos, v, ratio)
     sn_over_snx = (1 + a) * jnp.where(pos, ratio, u)
     return _Logistic(u, v, sx, snx, sp_over_sx, sn_over_snx)
@@ -79,6 +96,12 @@ def _drop_inf(a: jax.Array) -> jax.Array:
 def _term(c: jax.Array, a: jax.Array) -> jax.Array:
     """``c·a`` with ``0·inf = 0``, for values (that autodiff never sees: they have custom rules)."""
     return jnp.where(c == 0, 0, c * a)
+
+
+def _exp_below_max(z: jax.Array) -> jax.Array:
+    """``exp(z)`` with ``z`` clipped below overflow (88 in float32): where the factor is then
+    multiplied by a zero coefficient (:func:`_xmul`), its derivative is 0, not 0·inf = NaN."""
+    return jnp.exp(jnp.minimum(z, math.floor(math.log(float(jnp.finfo(z.dtype).max)))))
 
 
 def _xmul(c: jax.Array, a: jax.Array) -> jax.Array:
@@ -125,9 +148,9 @@ def _log_one_minus_pt_partials(x: jax.Array, y: jax.Array) -> tuple[jax.Array, j
     dead = log_q == -jnp.inf
     log_q0 = jnp.where(dead, 0, log_q)
     # d log q/dx = (1 - 2y) σ(x)σ(-x)/q = (1 - 2y)/D, D = y(1 + e^-x) + (1 - y)(1 + e^x) >= 1.
-    d = _xmul(y, 1 + jnp.exp(-x)) + _xmul(1 - y, 1 + jnp.exp(x))
+    d = _xmul(y, 1 + _exp_below_max(-x)) + _xmul(1 - y, 1 + _exp_below_max(x))
     # d log q/dy = (σ(-x) - σ(x))/q, with σ(-x)/q = exp(-v - log q) and σ(x)/q = exp(-u - log q).
-    d_y = jnp.where(dead, 0, jnp.exp(-v - log_q0) - jnp.exp(-u - log_q0))
+    d_y = jnp.where(dead, 0, _exp_below_max(-v - log_q0) - _exp_below_max(-u - log_q0))
     return (1 - 2 * y) / d, d_y
 
 
@@ -156,7 +179,7 @@ def _focal_parts(x, y, gamma, cp, cn, *, partials: bool):
         return value
     # S/q = cp·(σ(-x)/q)·(u/σ(-x)) + cn·(σ(x)/q)·(v/σ(x)), with σ(-x)/q = exp(-v - log q) <= 1/y:
     # for cp = α_t·y the first factor is at most α_t, so nothing overflows before q^γ shrinks it.
-    share_p, share_n = _xmul(cp, jnp.exp(-t.v - log_q0)), _xmul(cn, jnp.exp(-t.u - log_q0))
+    share_p, share_n = _xmul(cp, _exp_below_max(-t.v - log_q0)), _xmul(cn, _exp_below_max(-t.u - log_q0))
     s_over_q = _xmul(share_p, t.sn_over_snx) + _xmul(share_n, t.sp_over_sx)
     fs = fw * s_over_q  # q^(γ-1)·S, finite away from the limits below
     # Where q = 0 or S = inf, the terms of d(q^γ)·S vanish in the limit (e.g. x e^-x -> 0).
@@ -227,11 +250,27 @@ def _whole_gamma(gamma: Any) -> int | None:
 _BCE_EPSILON = 1e-12
 
 
+_EXP_M100 = math.exp(-100)
+
+
+def _clamped_logs(p: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(max(log p, -100), max(log(1 - p), -100)), PyTorch's clamped logs.
+
+    Written with double wheres rather than ``maximum``: at p = 0 (or 1) the log is never
+    evaluated, so a zero tangent of p gives a zero tangent (not 0/0 = NaN), to any order.
+    """
+    lo, hi = p > _EXP_M100, 1 - p > _EXP_M100
+    # The clamp's -100, or NaN for a p outside [0, 1] (or NaN), as log would give.
+    floor = jnp.where((p >= 0) & (p <= 1), -100.0, jnp.nan).astype(p.dtype)
+    log_p = jnp.where(lo, jnp.log(jnp.where(lo, p, 1)), floor)
+    log_1mp = jnp.where(hi, jnp.log1p(-jnp.where(hi, p, 0)), floor)
+    return log_p, log_1mp
+
+
 @jax.custom_jvp
 def _bce_probs(p: jax.Array, y: jax.Array) -> jax.Array:
     # PyTorch clamps each log at -100, so an element's loss is at most 100.
-    log_p = jnp.maximum(jnp.log(p), -100)
-    log_1mp = jnp.maximum(jnp.log1p(-p), -100)
+    log_p, log_1mp = _clamped_logs(p)
     return -(y * log_p + (1 - y) * log_1mp)
 
 
@@ -239,7 +278,8 @@ def _bce_probs_partials(p: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Arra
     # PyTorch's gradient: (p - y)/max(p(1-p), 1e-12), finite at p = 0 and 1 (±1e12 there).
     d_p = (p - y) / jnp.maximum(p * (1 - p), _BCE_EPSILON)
     # d/dy of the clamped value (PyTorch returns ±inf at p = 0 or 1 instead).
-    d_y = jnp.maximum(jnp.log1p(-p), -100) - jnp.maximum(jnp.log(p), -100)
+    log_p, log_1mp = _clamped_logs(p)
+    d_y = log_1mp - log_p
     return d_p, d_y
 
 

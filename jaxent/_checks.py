@@ -8,6 +8,7 @@ except :func:`concrete`, which reads a hyperparameter only when it is not traced
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -45,6 +46,34 @@ def as_array(fn: str, name: str, x: Any) -> jax.Array:
         raise TypeError(f"{fn}: {name} must be an array, got {type(x).__name__}: {e}") from None
 
 
+_INT32 = np.iinfo(np.int32)
+
+
+def target_array(fn: str, targets: Any) -> jax.Array:
+    """``targets`` as an array; integer labels narrower than 32 bits widened to int32.
+
+    An int8/int16 (or uint8/uint16) label cannot be compared with, or index, a class
+    count of 128 or more without wrapping, so it is widened first. Without x64 JAX would
+    truncate a 64-bit NumPy label to int32 (2**32 would become class 0): a concrete
+    label outside the int32 range is a ValueError before the conversion.
+    """
+    if not isinstance(targets, jax.Array) and not jax.config.read("jax_enable_x64"):
+        host = np.asarray(targets) if isinstance(targets, (np.ndarray, np.generic, list, tuple, int)) else None
+        if host is not None and host.dtype.kind in "iu" and host.size:
+            low, high = host.min(), host.max()
+            if low < _INT32.min or high > _INT32.max:
+                bad = low if low < _INT32.min else high
+                raise ValueError(
+                    f"{fn}: targets contain the label {bad}, outside the int32 range that JAX uses without "
+                    "x64 (it would be truncated to a wrong class); pass labels below 2**31, or enable "
+                    "jax_enable_x64."
+                )
+    t = as_array(fn, "targets", targets)
+    if jnp.issubdtype(t.dtype, jnp.integer) and t.dtype.itemsize < 4:
+        t = t.astype(jnp.int32)
+    return t
+
+
 def check_floating(fn: str, name: str, x: jax.Array) -> None:
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise TypeError(
@@ -62,7 +91,21 @@ def check_same_shape(fn: str, name: str, x: jax.Array, other: str, shape: tuple[
 
 
 def check_scalar(fn: str, name: str, value: Any) -> None:
-    if value is not None and np.ndim(value) != 0:
+    """A numeric hyperparameter must be one real number (a Python number or a 0-d array)."""
+    if value is None:
+        return
+    dtype = getattr(value, "dtype", None)
+    if dtype is None and isinstance(value, (bool, int, float, list, tuple)):
+        dtype = np.asarray(value).dtype
+    real = dtype is not None and (
+        jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer) or dtype == np.bool_
+    )
+    if not real:
+        raise TypeError(
+            f"{fn}: {name} must be a real number (a Python float or a 0-d array), got "
+            f"{type(value).__name__} {value!r}; pass e.g. {name}=0.1, not a string."
+        )
+    if np.ndim(value) != 0:
         raise ValueError(
             f"{fn}: {name} must be a scalar, got shape {np.shape(value)}; "
             "pass one number (a Python float or a 0-d array)."
@@ -108,8 +151,13 @@ def _interval(low: float | None, high: float | None, low_open: bool) -> str:
     return lo + ", " + ("inf)" if high is None else f"{high}]")
 
 
-def canonical_axes(fn: str, axis: Any, ndim: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+def canonical_axes(fn: str, axis: Any, ndim: int, shape: tuple[int, ...], name: str = "logits") -> tuple[int, ...]:
     """``axis`` (an int or a tuple of ints) as non-negative ints, in the order given."""
+    if ndim == 0:
+        raise ValueError(
+            f"{fn}: {name} is 0-d (shape ()), but it needs a class axis; pass {name} of shape "
+            f"[..., C] (e.g. {name}[None] for one example)."
+        )
     axes = (axis,) if not isinstance(axis, (tuple, list)) else tuple(axis)
     if not axes:
         raise ValueError(f"{fn}: axis must name at least one class axis, got {axis!r}.")
@@ -122,7 +170,7 @@ def canonical_axes(fn: str, axis: Any, ndim: int, shape: tuple[int, ...]) -> tup
             )
         if not -ndim <= a < ndim:
             raise ValueError(
-                f"{fn}: axis {a} is out of range for logits of shape {shape} (ndim {ndim}); "
+                f"{fn}: axis {a} is out of range for {name} of shape {shape} (ndim {ndim}); "
                 f"pass an axis in [{-ndim}, {ndim})."
             )
         out.append(operator.index(a) % ndim)
@@ -153,7 +201,8 @@ def move_classes_last(x: jax.Array, axes: tuple[int, ...]) -> jax.Array:
     """Transpose the class axes to the end (a no-op for axis=-1) and flatten them."""
     rest = [a for a in range(x.ndim) if a not in axes]
     x = jnp.transpose(x, rest + list(axes))
-    return x.reshape(x.shape[: len(rest)] + (-1,))
+    # The class count, not -1: reshape cannot infer a dimension of a size-0 (empty batch) array.
+    return x.reshape(x.shape[: len(rest)] + (math.prod(x.shape[len(rest) :]),))
 
 
 def class_layout(
@@ -177,13 +226,13 @@ def class_layout(
     """
     x = as_array(fn, logits_name, logits)
     check_floating(fn, logits_name, x)
-    axes = canonical_axes(fn, axis, x.ndim, x.shape)
+    axes = canonical_axes(fn, axis, x.ndim, x.shape, logits_name)
     batch_shape = tuple(d for a, d in enumerate(x.shape) if a not in axes)
     class_shape = tuple(x.shape[a] for a in axes)
     num_classes = int(np.prod(class_shape))
     axis_text = f"axis {axis!r}"
 
-    t = as_array(fn, "targets", targets)
+    t = target_array(fn, targets)
     integer = bool(jnp.issubdtype(t.dtype, jnp.integer))
     if integer:
         if t.shape != batch_shape:
@@ -277,6 +326,13 @@ def kept_examples(lay: Layout, ignore_index: int | None, axis_name: Any = None) 
     if lay.integer_targets and ignore_index is not None:
         kept = kept & (lay.targets != ignore_index)
     return kept
+
+
+def drops_examples(lay: Layout, ignore_index: int | None) -> bool:
+    """Whether :func:`kept_examples` can drop an example (else it is all True)."""
+    return (
+        lay.example_mask is not None or lay.class_mask is not None or (lay.integer_targets and ignore_index is not None)
+    )
 
 
 def class_labels(fn: str, lay: Layout, kept: jax.Array, ignore_index: int | None) -> tuple[jax.Array, jax.Array]:

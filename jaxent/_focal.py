@@ -91,7 +91,7 @@ def _masked_lse(x: jax.Array, mask: jax.Array | None) -> jax.Array:
     xf = x.astype(ct)
     r = xf > -jnp.inf if mask is None else (xf > -jnp.inf) & mask
     # Paired with a count so that the reduce is variadic and fuses its producers (see row_sums).
-    s, n = row_sums(jnp.where(r, jnp.exp(jnp.where(r, xf, m) - m), 0), r.astype(ct))
+    s, n = row_sums(jnp.where(r, jnp.exp(jnp.where(r, xf, m) - m), 0), r.astype(ct), exact=(0,))
     # s >= 1 when any class remains (the max contributes exp(0)); an empty row gets 0.
     return jnp.where(n > 0, m[..., 0] + jnp.log(jnp.where(n > 0, s, 1)), 0)[..., None]
 
@@ -104,14 +104,16 @@ def _class_weights(q: jax.Array, alpha: jax.Array | None, r: jax.Array, dtype: A
     return jnp.where(r, w, 0)
 
 
-def _prob_primal(kind, x, q, mask, alpha, hyper):
+def _prob_primal(kind, x, q, mask, alpha, hyper, rows=None):
     lse = _masked_lse(x, mask)
     ce, r = _class_ce(x, mask, lse)
     w = _class_weights(q, alpha, r, lse.dtype)
     value, d_ce, _ = _PARTS[kind](ce, hyper)
     # One fused pass: the losses Σ w ψ, S = Σ w ψ' (which the tangent needs) and the count
     # of remaining classes, which keeps the reduce variadic (see row_sums).
-    losses, s, n = row_sums(w * value, w * d_ce, r.astype(w.dtype))
+    # A zero target weight on a class whose ce overflows to inf adds 0, not 0 * inf = NaN.
+    nz = w != 0
+    losses, s, n = row_sums(jnp.where(nz, w * value, 0), jnp.where(nz, w * d_ce, 0), r.astype(w.dtype), exact=(0, 1))
     return jnp.where(n > 0, losses, 0), lse, s[..., None]
 
 
@@ -120,8 +122,14 @@ def _prob_tangent(kind, primals, lse, s, tangents):
     per-class value is recomputed from the primals, so under ``jax.checkpoint`` reverse
     mode saves nothing of size ``[batch, C]``. Each term reads the primals on its own
     (``_backend.separately``), so that each gradient of the transpose is its own pass."""
-    x, q, mask, alpha, hyper = primals
-    dx, dq, _, dalpha, dhyper = tangents
+    x, q, mask, alpha, hyper, rows = primals
+    dx, dq, _, dalpha, dhyper, _ = tangents
+    if rows is not None:
+        # Dropped examples get exactly zero tangents and gradients, NaN inputs or not: their
+        # inputs are replaced by 0 (every partial finite) and their tangents selected away
+        # at the end (transposed: a zero cotangent times a finite partial).
+        keep = rows[..., None]
+        x, q, lse, s = jnp.where(keep, x, 0), jnp.where(keep, q, 0), jnp.where(keep, lse, 0), jnp.where(keep, s, 0)
 
     def recompute(i):
         xb, qb, lb = _backend.separately((x, q, lse), i)
@@ -141,12 +149,14 @@ def _prob_tangent(kind, primals, lse, s, tangents):
         tangent = tangent + jnp.sum(_class_weights(qb, dalpha, r, lse.dtype) * value, axis=-1)
     # dℓ/dh = Σ_c w_c ∂ψ/∂h for the hyperparameter h (γ or ε).
     _, r, _, w, _, _, d_hyper = recompute(3)
-    return tangent + dhyper * jnp.sum(w * d_hyper, axis=-1)
+    tangent = tangent + dhyper * jnp.sum(w * d_hyper, axis=-1)
+    return tangent if rows is None else jnp.where(rows, tangent, 0)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _prob_losses(kind, x, q, mask, alpha, hyper):
-    """Σ_c α_c q_c ψ(ce_c) over the remaining classes (``kind`` names ψ); +inf handled by the caller."""
+def _prob_losses(kind, x, q, mask, alpha, hyper, rows=None):
+    """Σ_c α_c q_c ψ(ce_c) over the remaining classes (``kind`` names ψ); +inf handled by the
+    caller. Examples outside ``rows`` (when given) get zero tangents."""
     return _prob_primal(kind, x, q, mask, alpha, hyper)[0]
 
 
@@ -276,7 +286,8 @@ def focal_loss(
             losses, impossible = ay * losses, impossible & (ay != 0)
         losses = jnp.where(impossible, jnp.inf, losses)
     else:
-        losses = _prob_losses("focal", lay.x, lay.targets, lay.class_mask, a, g)
+        rows = kept if _checks.drops_examples(lay, ignore_index) else None
+        losses = _prob_losses("focal", lay.x, lay.targets, lay.class_mask, a, g, rows)
         losses = jnp.where(_impossible(lay.x, lay.class_mask, lay.targets, a), jnp.inf, losses)
     return _reduction.reduce_kept(losses, kept, reduction)
 
@@ -354,7 +365,8 @@ def poly1_cross_entropy(
         # 1 - p_y = 1 - exp(-CE) = -expm1(-CE), accurate as p_y -> 1.
         losses = ce + eps * -jnp.expm1(-ce)
     else:
-        losses = _prob_losses("poly", lay.x, lay.targets, lay.class_mask, None, eps)
+        rows = kept if _checks.drops_examples(lay, None) else None
+        losses = _prob_losses("poly", lay.x, lay.targets, lay.class_mask, None, eps, rows)
         losses = jnp.where(_impossible(lay.x, lay.class_mask, lay.targets, None), jnp.inf, losses)
     return _reduction.reduce_kept(losses, kept, reduction)
 

@@ -23,7 +23,17 @@ from jax.custom_derivatives import SymbolicZero
 
 from jaxent import _backend, _checks, _reduction
 from jaxent._objects import LossObject, loss_object, static_field
-from jaxent._softmax import Stats, capped, log_of_sum, sharded_labels, softmax_losses, softmax_options
+from jaxent._softmax import (
+    GAP_SCALE,
+    Stats,
+    cap_partial,
+    capped,
+    log_of_sum,
+    scaled_gaps,
+    sharded_labels,
+    softmax_losses,
+    softmax_options,
+)
 
 # Default chunk: about 2**22 float32 logits (16 MiB) per vocabulary chunk, and never
 # fewer than 256 vocabulary entries, so that the matmuls stay large.
@@ -87,14 +97,14 @@ def _remaining(bias, vocab, ct):
     return jnp.asarray(vocab if bias is None else jnp.sum(bias > -jnp.inf), ct)
 
 
-def _primal_stats(cfg, h, w, bias, y, cap) -> Stats:
+def _primal_stats(cfg, h, w, bias, y, cap, rows) -> Stats:
     smooth, chunk_size, axis_name = cfg
     ct = _checks.compute_dtype(h.dtype)
     n = h.shape[0]
     tiny = jnp.finfo(ct).min
 
     def step(start, size, w, carry):
-        m, s, target, sx = carry
+        m, s, target, sx, count = carry
         x, _ = capped(_logits(h, w, bias, start, size), cap)
         # Online logsumexp: rescale the running sum to the new running max.
         m_new = jnp.maximum(jnp.maximum(m, jnp.max(x, axis=-1)), tiny)
@@ -102,23 +112,28 @@ def _primal_stats(cfg, h, w, bias, y, cap) -> Stats:
         col = _local_targets(y, start, size)
         target = target + jnp.take_along_axis(x, col, axis=-1, mode="fill", fill_value=0)[:, 0]
         if smooth:
-            sx = sx + jnp.sum(jnp.where(x > -jnp.inf, x, 0), axis=-1)
-        return m_new, s, target, sx
+            # The running sum of (x_c - m)·g over the finite logits (softmax's scaled_gaps),
+            # moved to the new max.
+            finite = x > -jnp.inf
+            sx = jnp.where(count > 0, sx + count * scaled_gaps(m, m_new), 0)
+            sx = sx + jnp.sum(jnp.where(finite, scaled_gaps(x, m_new[:, None]), 0), axis=-1)
+            count = count + jnp.sum(finite.astype(ct), axis=-1)
+        return m_new, s, target, sx, count
 
     zeros = jnp.zeros((n,), ct)
     plan = _Plan(w.shape[0], n, chunk_size)
-    init = _reduction.vary_like((jnp.full((n,), -jnp.inf, ct), zeros, zeros, zeros), h, w, bias, y, cap)
-    m, s, target, sx = plan.fold(step, w, init)
+    init = _reduction.vary_like((jnp.full((n,), -jnp.inf, ct), zeros, zeros, zeros, zeros), h, w, bias, y, cap)
+    m, s, target, sx, count = plan.fold(step, w, init)
     remaining = jnp.broadcast_to(_remaining(bias, w.shape[0], ct), (n,))
     if axis_name is not None:
         # Vocabulary sharded over devices: a pmax of the row maxima, then one packed psum
         # of the rescaled sums, the target logit (held by one device) and the smoothing sums.
         m_all = jax.lax.pmax(m, axis_name)
+        sx = jnp.where(count > 0, sx + count * scaled_gaps(m, m_all), 0)
         s, target, sx, remaining = jax.lax.psum(jnp.stack([s * jnp.exp(m - m_all), target, sx, remaining]), axis_name)
         m = m_all
-    lse = m + log_of_sum(s)
-    # Absolute values (shift 0): the vocabulary is streamed, so no single row max is known up front.
-    stats = Stats(shift=jnp.zeros_like(lse), log_sum=lse, target=target)
+    # Relative to the row max m: x_y - m is exact, so the loss does not cancel at large logits.
+    stats = Stats(shift=m, log_sum=log_of_sum(s), target=target - m)
     if smooth:
         stats = stats._replace(smooth_dot=sx, smooth_mass=remaining, remaining=remaining)
     return stats
@@ -140,11 +155,16 @@ def _stats_tangent(cfg, primals, stats: Stats, tangents) -> Stats:
     ``[N]`` logsumexp, never a chunk's logits.
     """
     smooth, chunk_size, axis_name = cfg
-    h, w, bias, y, cap = primals
-    dh, dw, db, _, dcap = map(_live, tangents)
+    h, w, bias, y, cap, rows = primals
+    dh, dw, db, _, dcap, _ = map(_live, tangents)
     ct = _checks.compute_dtype(h.dtype)
-    n, (vocab, dim) = h.shape[0], w.shape
-    lse = jnp.where(stats.log_sum > -jnp.inf, stats.log_sum, 0)[:, None]
+    n, vocab = h.shape[0], w.shape[0]
+    # Dropped tokens get exactly zero tangents and gradients, NaN inputs or not: their
+    # inputs are replaced by 0 and their tangents selected away (never multiplied by 0).
+    h = jnp.where(rows[:, None], h, 0)
+    dh = None if dh is None else jnp.where(rows[:, None], dh, 0)
+    shift = jnp.where(rows, stats.shift, 0)[:, None]
+    log_sum = jnp.where(rows & (stats.log_sum > -jnp.inf), stats.log_sum, 0)[:, None]
     # Tangents of the inputs enter the matmuls in float32: reverse mode then accumulates
     # d inputs over the chunks in float32 (the transpose of this cast is the final one).
     dh32 = None if dh is None else dh.astype(ct)
@@ -167,16 +187,15 @@ def _stats_tangent(cfg, primals, stats: Stats, tangents) -> Stats:
         finite = x > -jnp.inf
         dx = functools.reduce(jnp.add, parts) if parts else jnp.zeros((n, size), ct)
         if th is not None:
-            # d/dx c*tanh(x/c) = 1 - tanh^2;  d/dc c*tanh(x/c) = tanh - (x/c)(1 - tanh^2).
-            dx = dx * (1 - th * th)
+            dx = dx * (1 - th * th)  # d/dx c*tanh(x/c) = 1 - tanh^2
             if dcap is not None:
-                dx = dx + jnp.where(finite, dcap * (th - jnp.where(finite, raw, 0) / cap * (1 - th * th)), 0)
+                dx = dx + jnp.where(finite, dcap * cap_partial(jnp.where(finite, raw, 0), th, cap), 0)
         dx = jnp.where(finite if fresh is None else finite & fresh[None, :], dx, 0)
-        # d lse / d logits = softmax = exp(x - lse); d target = the target's entry.
-        out = [jnp.sum(jnp.exp(x - lse) * dx, axis=-1)]
+        # d lse / d logits = softmax = exp((x - m) - log_sum); d target = the target's entry.
+        out = [jnp.sum(jnp.exp((x - shift) - log_sum) * dx, axis=-1)]
         out.append(jnp.take_along_axis(dx, _local_targets(y, start, size), axis=-1, mode="fill", fill_value=0)[:, 0])
         if smooth:
-            out.append(jnp.sum(dx, axis=-1))
+            out.append(jnp.sum(dx, axis=-1) * GAP_SCALE)
         return tuple(out)
 
     plan = _Plan(vocab, n, chunk_size)
@@ -198,24 +217,27 @@ def _stats_tangent(cfg, primals, stats: Stats, tangents) -> Stats:
     acc = jax.lax.fori_loop(0, plan.count + (plan.tail > 0), body, acc)
     if axis_name is not None:
         acc = jax.lax.psum(acc, axis_name)
+    acc = tuple(jnp.where(rows, a, 0) for a in acc)
     out = stats._replace(
-        shift=jnp.zeros_like(stats.shift),
+        shift=jnp.zeros_like(stats.shift),  # m is a constant for differentiation
         log_sum=acc[0],
         target=acc[1],
     )
     if smooth:
-        out = out._replace(smooth_dot=acc[2], smooth_mass=jnp.zeros_like(stats.smooth_mass), remaining=jnp.zeros_like(stats.remaining))
+        zero = jnp.zeros_like(acc[0])  # the smoothing mass and the count do not move
+        out = out._replace(smooth_dot=acc[2], smooth_mass=zero, remaining=zero)
     return out
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _linear_stats(cfg, h, w, bias, y, cap) -> Stats:
-    """:class:`Stats` (shift 0) of the logits ``h @ w.T + bias``, streamed over vocabulary chunks.
+def _linear_stats(cfg, h, w, bias, y, cap, rows) -> Stats:
+    """:class:`Stats` (shift 0) of the logits ``h @ w.T + bias``, streamed over vocabulary
+    chunks; tokens outside ``rows`` get zero tangents.
 
     Forward and reverse mode come from one ``jax.custom_jvp`` whose tangent map is linear
     and recomputes each chunk's logits (:func:`_stats_tangent`).
     """
-    return _primal_stats(cfg, h, w, bias, y, cap)
+    return _primal_stats(cfg, h, w, bias, y, cap, rows)
 
 
 @functools.partial(_linear_stats.defjvp, symbolic_zeros=True)
@@ -337,7 +359,7 @@ def linear_parts(
         )
     vocab, dim = w.shape
     batch = h.shape[:-1]
-    t = _checks.as_array(fn, "targets", targets)
+    t = _checks.target_array(fn, targets)
     if not jnp.issubdtype(t.dtype, jnp.integer):
         raise TypeError(
             f"{fn}: targets must be integer token ids, got dtype {t.dtype}; cast with targets.astype(jnp.int32)."
@@ -365,7 +387,7 @@ def linear_parts(
         y, wy = _checks.checked_labels(fn, t2, vocab, kept, ignore_index, None, ct)
     else:
         y, wy = sharded_labels(fn, t2, vocab, kept, ignore_index, None, axis_name, ct)
-    stats = _linear_stats((opts.smooth, chunk_size, axis_name), h2, w, b, y, opts.cap)
+    stats = _linear_stats((opts.smooth, chunk_size, axis_name), h2, w, b, y, opts.cap, kept)
     return softmax_losses(stats, kept, wy, opts).reshape(batch), wy.reshape(batch)
 
 

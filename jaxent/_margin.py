@@ -31,7 +31,8 @@ def _margin(fn: str, margin: Any, dtype: Any) -> tuple[jax.Array, tuple | None]:
     """(margin in ``dtype``, its check for :func:`_checks.attach_checks`)."""
     # Any finite margin is legal (PyTorch accepts negative ones); NaN and inf are not: a
     # ValueError now when concrete, a checkify check when traced.
-    return _checks.hyperparameter(margin, dtype), _checks.traced_finite_check(fn, "margin", margin)
+    check = _checks.traced_finite_check(fn, "margin", margin)
+    return _checks.hyperparameter(margin, dtype), check
 
 
 def _hinge_parts(s: jax.Array, y: jax.Array, margin: jax.Array, squared: bool, *, partials: bool):
@@ -207,6 +208,10 @@ def _margins(fn: str, scores: Any, targets: Any, axis: Any, where: Any, weight: 
         fn, scores, targets, axis=axis, where=where, weight=weight, logits_name="scores", allow_probabilities=False
     )
     ct = _checks.compute_dtype(lay.x.dtype)
+    if lay.example_mask is not None:
+        # Dropped examples read 0 (a select, whose gradient is exactly 0 there even when their
+        # scores are NaN), as with boolean indexing.
+        lay = lay._replace(x=jnp.where(lay.example_mask[..., None], lay.x, 0))
     label = jnp.where((lay.targets >= 0) & (lay.targets < lay.num_classes), lay.targets, 0)
     # Gathered in the input dtype: no float32 copy of half-precision scores.
     sy = _pick(lay.x, label).astype(ct)
@@ -227,8 +232,11 @@ def _margins(fn: str, scores: Any, targets: Any, axis: Any, where: Any, weight: 
     )
 
 
-def _finish(fn: str, mm: _Margins, classes: jax.Array, losses_per_weight: jax.Array, reduction: str) -> jax.Array:
-    """``w_y · losses_per_weight`` reduced, with ``classes`` the number of classes left per row."""
+def _finish(
+    fn: str, mm: _Margins, classes: jax.Array, losses_per_weight: jax.Array, reduction: str, nan_rows: Any = None
+) -> jax.Array:
+    """``w_y · losses_per_weight`` reduced, with ``classes`` the number of classes left per
+    row; ``nan_rows`` (kept or not) are NaN with NaN gradients."""
     # The examples that count: not masked, with some class left.
     kept = jnp.ones(mm.lay.batch_shape, bool) if mm.lay.example_mask is None else mm.lay.example_mask
     if mm.lay.class_mask is not None:
@@ -243,7 +251,8 @@ def _finish(fn: str, mm: _Margins, classes: jax.Array, losses_per_weight: jax.Ar
     # A target on an impossible class: +inf, with zero gradient for that example.
     losses = jnp.where(kept & ~mm.target_ok & (wy != 0) & ~jnp.isnan(wy), jnp.inf, losses)
     # An out-of-range label (w_y = NaN): NaN, and NaN gradients for all of its scores.
-    losses = losses + _poison_rows(mm.x, jnp.isnan(wy))
+    poison = jnp.isnan(wy) if nan_rows is None else jnp.isnan(wy) | (kept & nan_rows)
+    losses = losses + _poison_rows(mm.x, poison)
     message = f"{fn}: targets contain the label {{}}, outside [0, {num}); class indices must lie in [0, {num})."
     loss = _reduction.reduce_kept(losses, kept, reduction)
     return _checks.attach_checks(loss, [(~jnp.any(bad), message, _checks.offending_value(y, bad)), mm.margin_check])
@@ -267,9 +276,11 @@ def _hinge_terms(x, label, classes, target_score, margin, p):
     competitor = _competitors(x, label, classes)
     # Double where: a dropped competitor never enters the arithmetic.
     z = margin - target_score[..., None] + jnp.where(competitor, x, 0)
-    active = competitor & (z > 0)
+    # A NaN score (competitor or target) makes the hinge NaN, as in optax and cross-entropy:
+    # never silently 0 (PyTorch's multi_margin_loss skips NaN terms; jaxent does not).
+    active = competitor & ((z > 0) | jnp.isnan(z))
     h = jnp.where(active, z if p == 1 else z * z, 0)
-    return h, (active.astype(z.dtype) if p == 1 else jnp.where(active, 2 * z, 0))
+    return h, (jnp.where(active, jnp.where(jnp.isnan(z), z, 1), 0) if p == 1 else jnp.where(active, 2 * z, 0))
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(5,))
@@ -308,10 +319,11 @@ def _weston_watkins_jvp(p, primals, tangents):
 class _Best(NamedTuple):
     best: jax.Array  # the highest competitor score (-inf when there is none)
     classes: jax.Array  # int32: the number of classes left
+    nans: jax.Array  # int32: the number of NaN scores among them (the target's included)
 
 
 def _max_and_add(a: tuple, b: tuple) -> tuple:
-    return jnp.maximum(a[0], b[0]), a[1] + b[1]
+    return jnp.maximum(a[0], b[0]), a[1] + b[1], a[2] + b[2]
 
 
 def _add(a: tuple, b: tuple) -> tuple:
@@ -327,11 +339,13 @@ def _best_competitor(x: jax.Array, label: jax.Array, classes: jax.Array | None) 
     # min(s_j, ±inf) is s_j on the competitors and -inf elsewhere (a -inf score cannot be the best
     # unless all are: no competitor). XLA:CPU vectorises this max, not that of a select of s_j.
     candidates = jnp.minimum(x, jnp.where(eligible, jnp.inf, -jnp.inf).astype(x.dtype))
-    operands = (candidates, _counted(x, classes).astype(jnp.int32))
-    init = (jnp.array(-jnp.inf, x.dtype), jnp.zeros((), jnp.int32))
-    best, count = jax.lax.reduce(operands, init, _max_and_add, (x.ndim - 1,))
+    counted = _counted(x, classes)
+    # XLA's max need not propagate a NaN: the NaN scores are counted on their own.
+    operands = (candidates, counted.astype(jnp.int32), (counted & jnp.isnan(x)).astype(jnp.int32))
+    init = (jnp.array(-jnp.inf, x.dtype), jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+    best, count, nans = jax.lax.reduce(operands, init, _max_and_add, (x.ndim - 1,))
     # A row without classes has no competitor (this use of the count also keeps the reduce variadic).
-    return _Best(jnp.where(count > 0, best, -jnp.inf), count)
+    return _Best(jnp.where(count > 0, best, -jnp.inf), count, nans)
 
 
 def _tied(x, label, classes, best):
@@ -356,7 +370,8 @@ def _best_competitor_jvp(primals, tangents):
     ties = jnp.where(count > 0, ties, 0)
     # Linear in dx; the ties are recomputed from the scores, best and their count saved ([...] each).
     d_best = _backend.recomputed(_best_tangent)(x, label, classes, out.best, ties, tangents[0])
-    return out, _Best(d_best, np.zeros(out.classes.shape, jax.dtypes.float0))
+    zero = np.zeros(out.classes.shape, jax.dtypes.float0)
+    return out, _Best(d_best, zero, zero)
 
 
 def multi_margin_loss(
@@ -413,7 +428,8 @@ def multi_margin_loss(
       higher orders work. At infinite scores: a ``+inf`` competitor gives ``+inf`` with
       gradients ``w_y/C`` in it and ``-w_y/C`` in the target for ``p = 1`` and ``±inf``
       for ``p = 2``; a ``+inf`` target (against finite competitors) gives 0 with
-      gradient 0.
+      gradient 0. A NaN score gives NaN for its example (PyTorch skips NaN hinge terms;
+      jaxent does not hide them), unless the example is dropped by ``where``.
 
     Example:
       >>> import jax.numpy as jnp, jaxent
@@ -472,7 +488,9 @@ def multiclass_hinge_loss(
       share it equally, as ``jnp.max`` does) and -1 in the target; it is 0 elsewhere and
       at the kink. Forward and reverse mode and higher orders work. At infinite scores:
       a ``+inf`` competitor gives ``+inf`` with those same finite gradients; a ``+inf``
-      target (against finite competitors) gives 0 with gradient 0.
+      target (against finite competitors) gives 0 with gradient 0. A NaN score (target
+      or competitor) gives NaN for its example, unless it is dropped by ``where`` (optax's
+      follows XLA's ``max``, which may skip a NaN competitor).
 
     Example:
       >>> import jax.numpy as jnp, jaxent
@@ -490,7 +508,7 @@ def multiclass_hinge_loss(
     has_competitor = best.best > -jnp.inf
     # Double where: with no competitor the best is -inf; it never meets the arithmetic.
     z = jax.nn.relu(mm.margin + jnp.where(has_competitor, best.best, 0) - mm.target_score)
-    return _finish(fn, mm, best.classes, jnp.where(has_competitor, z, 0), reduction)
+    return _finish(fn, mm, best.classes, jnp.where(has_competitor, z, 0), reduction, best.nans > 0)
 
 
 # --------------------------------------------------------------------------------------

@@ -83,7 +83,7 @@ def sharded_cross_entropy(
     rest = (None,) * (x.ndim - 2)
     x_spec = P(batch_axis, *rest, vocab_axis) if x.ndim > 1 else P(vocab_axis)
     y_spec = P(batch_axis, *rest) if x.ndim > 1 else P()
-    t = _checks.as_array(fn, "targets", targets)
+    t = _checks.target_array(fn, targets)
     t_spec = x_spec if t.shape == x.shape and jnp.issubdtype(t.dtype, jnp.floating) else y_spec
     m = None if where is None else _checks.as_array(fn, "where", where)
     m_spec = x_spec if m is not None and m.shape == x.shape else y_spec

@@ -41,10 +41,22 @@ class Stats(NamedTuple):
     target: jax.Array | None = None  # x_y - m for integer targets; -inf when y is not in R
     dot: jax.Array | None = None  # sum_{c in R} w_c t_c (x_c - m) for probability targets
     mass: jax.Array | None = None  # sum_{c in R} w_c t_c
-    smooth_dot: jax.Array | None = None  # sum_{c in R} w_c (x_c - m) (label smoothing)
+    smooth_dot: jax.Array | None = None  # sum_{c in R} w_c (x_c·g - m·g), g = GAP_SCALE (label smoothing)
     smooth_mass: jax.Array | None = None  # sum_{c in R} w_c
     remaining: jax.Array | None = None  # |R|, the classes that get smoothing mass
     lost: jax.Array | None = None  # number of unmasked -inf classes with target mass w_c t_c != 0
+
+
+# x_c - m may overflow while the loss does not (x = [M, M, -M] at float max M has a gap
+# of 2M, and the smoothing term is about ε·2M/3): the smoothing sum adds x_c·g - m·g,
+# which a power of two keeps exact (the same rounding as (x_c - m)·g) and finite for any
+# C <= 2^31. Gaps below 2^32 times the smallest normal (5e-29 in float32) flush to 0.
+GAP_SCALE = 2.0**-32
+
+
+def scaled_gaps(x: jax.Array, m: jax.Array) -> jax.Array:
+    """``(x - m)·GAP_SCALE``, computed as ``x·g - m·g`` so that it cannot overflow."""
+    return x * GAP_SCALE - m * GAP_SCALE
 
 
 class StatsConfig(NamedTuple):
@@ -101,7 +113,7 @@ def _onehot(labels: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     return jax.lax.broadcasted_iota(jnp.int32, shape, len(shape) - 1) == labels.astype(jnp.int32)[..., None]
 
 
-def _primal_stats(cfg: StatsConfig, x, cap, mask, labels, probs, weight) -> Stats:
+def _primal_stats(cfg: StatsConfig, x, cap, mask, labels, probs, weight, rows=None) -> Stats:
     """``labels`` are indices into this device's classes; ``C`` (= x.shape[-1]) marks a
     target held by another device when the class axis is sharded over ``axis_name``."""
     ct = _checks.compute_dtype(x.dtype)
@@ -118,7 +130,8 @@ def _primal_stats(cfg: StatsConfig, x, cap, mask, labels, probs, weight) -> Stat
         idx = labels[..., None]
         take = functools.partial(jnp.take_along_axis, indices=idx, axis=-1, mode="fill")
         xy, _ = capped(take(_backend.apart(x), fill_value=0)[..., 0], cap)
-        ry = _remaining(xy, None if mask is None else take(mask, fill_value=False)[..., 0])
+        # A NaN target logit stays (a NaN loss), not an impossible class (+inf).
+        ry = _remaining(jnp.where(jnp.isnan(xy), 0, xy), None if mask is None else take(mask, fill_value=False)[..., 0])
         ry = ry & (labels < x.shape[-1])
         # x_y - m is exact (no cancellation at large logits).
         stats["target"] = jnp.where(ry, xy - m, -jnp.inf)
@@ -136,13 +149,21 @@ def _primal_stats(cfg: StatsConfig, x, cap, mask, labels, probs, weight) -> Stat
         if probs is not None:
             t = probs.astype(ct)
             wt = t if w is None else w * t
-            terms.update(dot=jnp.where(r, wt * xs, 0), mass=jnp.where(r, wt, 0))
-            lost = (xc == -jnp.inf) if mask is None else (xc == -jnp.inf) & mask
+            # x_c - m overflows to -inf below m - float max: a zero target there adds 0 (the
+            # gap is clamped, not 0 * -inf = NaN), a nonzero one is lost like a -inf logit.
+            lowest = jnp.finfo(ct).min
+            terms.update(dot=jnp.where(r, wt * jnp.maximum(xs, lowest), 0), mass=jnp.where(r, wt, 0))
+            gap_lost = (xc - mb) == -jnp.inf
+            lost = gap_lost if mask is None else gap_lost & mask
             terms["lost"] = (lost & (wt != 0)).astype(ct)
         if cfg.smooth:
-            terms["smooth_dot"] = xs if w is None else w * xs
+            gaps = jnp.where(r, scaled_gaps(xc, mb), 0)
+            terms["smooth_dot"] = gaps if w is None else w * gaps
             terms["smooth_mass"] = terms["remaining"] if w is None else jnp.where(r, w, 0)
-        sums = dict(zip(terms, _backend.row_sums(*terms.values())))
+        # Every sum but the counts is compensated (see row_sums): a sequential sum of C
+        # same-sign terms is off by about C float32 ulps (1e-5 at C = 2^17).
+        exact = tuple(i for i, name in enumerate(terms) if name not in ("remaining", "lost"))
+        sums = dict(zip(terms, _backend.row_sums(*terms.values(), exact=exact)))
     if cfg.axis_name is not None:
         # The other collective: every per-example sum, and the target (held by one device),
         # packed into a single psum.
@@ -159,12 +180,20 @@ def _primal_stats(cfg: StatsConfig, x, cap, mask, labels, probs, weight) -> Stat
     return Stats(shift=m, log_sum=log_of_sum(s, remaining), **stats, **sums)
 
 
+def cap_partial(x: jax.Array, th: jax.Array, cap: jax.Array) -> jax.Array:
+    """d/dc c·tanh(x/c) = tanh(u) - u (1 - tanh(u)^2) with u = x/c, for finite ``x``."""
+    u = x / cap
+    # u (1 - tanh^2 u) < 4u exp(-2u) is below 1e-33 for |u| >= 40, and u may overflow to
+    # inf (x near float max, a small cap), where the product would be inf * 0 = NaN.
+    return th - jnp.where(jnp.abs(u) < 40, u * (1 - th * th), 0)
+
+
 def _capped_tangent(dx, x, th, cap, dcap, r):
     """Tangent of the soft-capped logits ``c·tanh(x/c)`` (``x`` finite on ``r``, 0 elsewhere)."""
     if th is None:
         return dx
-    # d/dx c*tanh(x/c) = 1 - tanh^2;  d/dc c*tanh(x/c) = tanh - (x/c)(1 - tanh^2).
-    return dx * (1 - th * th) + jnp.where(r, dcap * (th - x / cap * (1 - th * th)), 0)
+    # d/dx c*tanh(x/c) = 1 - tanh^2.
+    return dx * (1 - th * th) + jnp.where(r, dcap * cap_partial(x, th, cap), 0)
 
 
 def _stats_tangent(cfg: StatsConfig, primals, stats: Stats, tangents) -> Stats:
@@ -172,20 +201,35 @@ def _stats_tangent(cfg: StatsConfig, primals, stats: Stats, tangents) -> Stats:
     d probs, d weight), with the softmax recomputed from the primals. Under
     ``jax.checkpoint`` reverse mode transposes it into one pass over the logits that
     saves nothing of size ``[batch, C]``."""
-    x, cap, mask, labels, probs, weight = primals
-    dx, dcap, _, _, dprobs, dweight = tangents
+    x, cap, mask, labels, probs, weight, rows = primals
+    dx, dcap, _, _, dprobs, dweight, _ = tangents
     ct = _checks.compute_dtype(x.dtype)
+    if rows is not None:
+        # Dropped examples get exactly zero tangents and gradients, even where their logits
+        # (or statistics) are NaN or inf: their logits are replaced by 0 here, so that every
+        # partial is finite, and their tangents selected away at the end (transposed: their
+        # cotangents are 0, and 0 times a finite partial is 0). No [N, C] select of dx.
+        stats = stats._replace(shift=jnp.where(rows, stats.shift, 0), log_sum=jnp.where(rows, stats.log_sum, 0))
     x = _backend.apart(x)
+    if rows is not None:
+        x = jnp.where(rows[..., None], x, 0)  # after the barrier: each reader selects on its own
     xc, th = capped(x, cap)
     r = _remaining(xc, mask)
     dxc = dx.astype(ct)
     if th is not None:
         dxc = _capped_tangent(jnp.where(r, dxc, 0), jnp.where(r, x.astype(ct), 0), th, cap, dcap, r)
-    # d lse / dx_c = softmax_c = exp(x_c - lse) over R (0 off R). Written unlike the forward
-    # pass's exp(x_c - m), so that XLA cannot merge the two and keep the result in memory.
-    lse = (stats.shift + jnp.where(stats.log_sum > -jnp.inf, stats.log_sum, 0))[..., None]
-    # Without a mask R is the finite logits, and exp(-inf - lse) = 0 needs no select.
-    p = jnp.exp(xc - lse) if mask is None else jnp.where(r, jnp.exp(jnp.where(r, xc, lse) - lse), 0)
+    # d lse / dx_c = softmax_c = exp(x_c - lse) over R (0 off R), with lse = hi + lo as an
+    # exact sum (TwoSum of m and log_sum: at large logits hi = m rounds log_sum away, lo
+    # keeps it). Its own row values (not the forward pass's m), so that XLA does not share
+    # one broadcast of m between the passes and write it to memory. Without a mask R is the
+    # finite logits, and exp(-inf - hi) = 0 needs no select.
+    log_sum = jnp.where(stats.log_sum > -jnp.inf, stats.log_sum, 0)
+    hi = stats.shift + log_sum
+    back = hi - stats.shift
+    lo = (stats.shift - (hi - back)) + (log_sum - back)
+    hi, lo = hi[..., None], lo[..., None]
+    p = jnp.exp((xc - hi) - lo) if mask is None else jnp.where(r, jnp.exp((jnp.where(r, xc, hi) - hi) - lo), 0)
+    shift = stats.shift[..., None]
     out: dict[str, jax.Array] = {"log_sum": jnp.sum(p * dxc, axis=-1)}
     if labels is not None:
         here = labels < x.shape[-1]
@@ -201,7 +245,7 @@ def _stats_tangent(cfg: StatsConfig, primals, stats: Stats, tangents) -> Stats:
             dy = _capped_tangent(dy, xy, jnp.tanh(xy / cap), cap, dcap, ry)
         out["target"] = jnp.where(here, dy, 0)
     if probs is not None or cfg.smooth:
-        xs = jnp.where(r, xc - stats.shift[..., None], 0)
+        xs = jnp.where(r, xc - shift, 0)
         dxc = jnp.where(r, dxc, 0)  # the sums below run over R only
     w = _expand(weight, x.ndim)
     dw = _expand(dweight, x.ndim)
@@ -216,13 +260,16 @@ def _stats_tangent(cfg: StatsConfig, primals, stats: Stats, tangents) -> Stats:
         out["mass"] = jnp.sum(dwt, axis=-1)
     if cfg.smooth:
         if w is None or dw is None:
-            out["smooth_dot"] = jnp.sum(dxc, axis=-1)
+            out["smooth_dot"] = jnp.sum(dxc, axis=-1) * GAP_SCALE
         else:
             dwr = jnp.where(r, dw, 0)
-            out["smooth_dot"] = jnp.sum(w * dxc + dwr * xs, axis=-1)
+            gaps = jnp.where(r, scaled_gaps(xc, shift), 0)
+            out["smooth_dot"] = jnp.sum(w * dxc, axis=-1) * GAP_SCALE + jnp.sum(dwr * gaps, axis=-1)
             out["smooth_mass"] = jnp.sum(dwr, axis=-1)
     if cfg.axis_name is not None:
         out = dict(zip(out, jax.lax.psum(tuple(out.values()), cfg.axis_name)))
+    if rows is not None:
+        out = {k: jnp.where(rows, v, 0) for k, v in out.items()}
     zero = jnp.zeros_like(stats.log_sum)
     return stats._replace(**{k: out.get(k, zero) for k, v in stats._asdict().items() if v is not None})
 
@@ -245,10 +292,11 @@ def put_last(arr: jax.Array, idx: jax.Array, values: jax.Array) -> jax.Array:
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def softmax_stats(cfg: StatsConfig, x, cap, mask, labels, probs, weight) -> Stats:
+def softmax_stats(cfg: StatsConfig, x, cap, mask, labels, probs, weight, rows=None) -> Stats:
     """:class:`Stats` of logits ``x`` ``[..., C]`` (any float dtype; computed in float32 or
     float64) with an optional soft-cap, class mask ``[..., C]``, integer ``labels``
-    ``[...]``, probability targets ``[..., C]`` and class weights ``[C]``.
+    ``[...]``, probability targets ``[..., C]``, class weights ``[C]`` and the examples
+    that count, ``rows`` ``[...]`` (the others get zero tangents, NaN logits or not).
 
     Forward and reverse mode come from one ``jax.custom_jvp``: its tangent map is linear
     and recomputes the softmax under ``jax.checkpoint``, so reverse mode saves only the
@@ -329,8 +377,10 @@ def softmax_losses(stats: Stats, kept: jax.Array, class_weight: jax.Array | None
     losses = coef * ls - (1 - eps) * target_dot
     if opts.smooth:
         assert stats.smooth_dot is not None and stats.smooth_mass is not None and stats.remaining is not None
-        # The uniform part ε/C' over the C' remaining classes: (ε/C') sum_c w_c (log_sum - (x_c - m)).
-        losses = losses + eps / jnp.maximum(stats.remaining, 1) * (stats.smooth_mass * ls - stats.smooth_dot)
+        # The uniform part ε/C' over the C' remaining classes: (ε/C') sum_c w_c (log_sum - (x_c - m)),
+        # scaled back from the gap scale last (smooth_dot / g may overflow where the loss does not).
+        share = eps / jnp.maximum(stats.remaining, 1)
+        losses = losses + (share * stats.smooth_mass * ls - (share * stats.smooth_dot) / GAP_SCALE)
     if opts.z_loss is not None:
         lse = jnp.where(stats.log_sum == -jnp.inf, 0, stats.shift + stats.log_sum)
         losses = losses + opts.z_loss * lse * lse
@@ -453,9 +503,10 @@ def cross_entropy_parts(
         )
     opts = softmax_options(fn, lay.x.dtype, reduction, ignore_index, label_smoothing, z_loss, logit_softcap)
     kept = _checks.kept_examples(lay, ignore_index, axis_name)
+    rows = kept if _checks.drops_examples(lay, ignore_index) else None
     cfg = StatsConfig(opts.smooth, axis_name)
     if not lay.integer_targets:
-        stats = softmax_stats(cfg, lay.x, opts.cap, lay.class_mask, None, lay.targets, lay.weight)
+        stats = softmax_stats(cfg, lay.x, opts.cap, lay.class_mask, None, lay.targets, lay.weight, rows)
         return softmax_losses(stats, kept, None, opts), kept
     if axis_name is None:
         y, wy = _checks.class_labels(fn, lay, kept, ignore_index)
@@ -463,7 +514,7 @@ def cross_entropy_parts(
         y, wy = sharded_labels(
             fn, lay.targets, lay.num_classes, kept, ignore_index, lay.weight, axis_name, opts.eps.dtype
         )
-    stats = softmax_stats(cfg, lay.x, opts.cap, lay.class_mask, y, None, lay.weight)
+    stats = softmax_stats(cfg, lay.x, opts.cap, lay.class_mask, y, None, lay.weight, rows)
     return softmax_losses(stats, kept, wy, opts), wy
 
 
@@ -546,7 +597,7 @@ def nll_loss(
         if lay.class_mask is not None:
             wt = jnp.where(lay.class_mask, wt, 0)  # a masked class is removed from the targets too
         # -sum_c w_c t_c log p_c; target mass on a -inf log-probability makes it +inf.
-        dot, lost = _backend.row_sums(wt * _drop_inf(lp), ((lp == -jnp.inf) & (wt != 0)).astype(ct))
+        dot, lost = _backend.row_sums(wt * _drop_inf(lp), ((lp == -jnp.inf) & (wt != 0)).astype(ct), exact=(0,))
         losses, impossible = -dot, lost != 0
         denominator = kept
     losses = jnp.where(kept & impossible, jnp.inf, losses)
