@@ -231,8 +231,8 @@ def _stats_tangent(cfg, primals, stats: Stats, tangents) -> Stats:
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
 def _linear_stats(cfg, h, w, bias, y, cap, rows) -> Stats:
-    """:class:`Stats` (shift 0) of the logits ``h @ w.T + bias``, streamed over vocabulary
-    chunks; tokens outside ``rows`` get zero tangents.
+    """:class:`Stats` (relative to the row max) of the logits ``h @ w.T + bias``, streamed over
+    vocabulary chunks; tokens outside ``rows`` get zero tangents.
 
     Forward and reverse mode come from one ``jax.custom_jvp`` whose tangent map is linear
     and recomputes each chunk's logits (:func:`_stats_tangent`).
