@@ -98,6 +98,13 @@ def row_sums(*terms: jax.Array, exact: tuple[int, ...] = ()) -> tuple[jax.Array,
     return _row_sums(tuple(exact) if terms[0].shape[-1] >= 1024 else (), *terms)
 
 
+def two_sum(a: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(s, e)`` with ``s = fl(a + b)`` and ``a + b = s + e`` exactly (Knuth's TwoSum)."""
+    s = a + b
+    b_part = s - a
+    return s, (a - (s - b_part)) + (b - b_part)
+
+
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
 def _row_sums(exact: tuple[int, ...], *terms: jax.Array) -> tuple[jax.Array, ...]:
     k = len(terms)
@@ -107,11 +114,9 @@ def _row_sums(exact: tuple[int, ...], *terms: jax.Array) -> tuple[jax.Array, ...
         out = [u + v for u, v in zip(a[:k], b[:k])]
         comps = []
         for j, i in enumerate(exact):
-            # TwoSum: a + b = s + e exactly, with e = (a - (s - b')) + (b - b'), b' = s - a;
-            # the errors (and the partners' own) accumulate beside the sum.
-            s, u, v = out[i], a[i], b[i]
-            bv = s - u
-            comps.append(a[k + j] + b[k + j] + ((u - (s - bv)) + (v - bv)))
+            # The rounding error of each addition (and the partners' own) accumulates beside the sum.
+            out[i], err = two_sum(a[i], b[i])
+            comps.append(a[k + j] + b[k + j] + err)
         return tuple(out) + tuple(comps)
 
     init = tuple(jnp.zeros((), t.dtype) for t in operands)

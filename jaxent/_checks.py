@@ -68,6 +68,7 @@ def target_array(fn: str, targets: Any) -> jax.Array:
                     "x64 (it would be truncated to a wrong class); pass labels below 2**31, or enable "
                     "jax_enable_x64."
                 )
+        targets = targets if host is None else host  # converted once
     t = as_array(fn, "targets", targets)
     if jnp.issubdtype(t.dtype, jnp.integer) and t.dtype.itemsize < 4:
         t = t.astype(jnp.int32)

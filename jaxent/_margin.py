@@ -31,7 +31,7 @@ def _margin(fn: str, margin: Any, dtype: Any) -> tuple[jax.Array, tuple | None]:
     """(margin in ``dtype``, its check for :func:`_checks.attach_checks`)."""
     # Any finite margin is legal (PyTorch accepts negative ones); NaN and inf are not: a
     # ValueError now when concrete, a checkify check when traced.
-    check = _checks.traced_finite_check(fn, "margin", margin)
+    check = _checks.traced_finite_check(fn, "margin", margin)  # first: it names a non-number margin
     return _checks.hyperparameter(margin, dtype), check
 
 
@@ -233,7 +233,12 @@ def _margins(fn: str, scores: Any, targets: Any, axis: Any, where: Any, weight: 
 
 
 def _finish(
-    fn: str, mm: _Margins, classes: jax.Array, losses_per_weight: jax.Array, reduction: str, nan_rows: Any = None
+    fn: str,
+    mm: _Margins,
+    classes: jax.Array,
+    losses_per_weight: jax.Array,
+    reduction: str,
+    nan_rows: jax.Array | None = None,
 ) -> jax.Array:
     """``w_y · losses_per_weight`` reduced, with ``classes`` the number of classes left per
     row; ``nan_rows`` (kept or not) are NaN with NaN gradients."""

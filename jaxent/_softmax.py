@@ -44,7 +44,7 @@ class Stats(NamedTuple):
     smooth_dot: jax.Array | None = None  # sum_{c in R} w_c (x_c·g - m·g), g = GAP_SCALE (label smoothing)
     smooth_mass: jax.Array | None = None  # sum_{c in R} w_c
     remaining: jax.Array | None = None  # |R|, the classes that get smoothing mass
-    lost: jax.Array | None = None  # number of unmasked -inf classes with target mass w_c t_c != 0
+    lost: jax.Array | None = None  # unmasked classes with x_c - m = -inf and target mass w_c t_c != 0
 
 
 # x_c - m may overflow while the loss does not (x = [M, M, -M] at float max M has a gap
@@ -142,7 +142,8 @@ def _primal_stats(cfg: StatsConfig, x, cap, mask, labels, probs, weight, rows=No
         # exp-sum with nothing else in it is one fused reduction on every backend.
         sums = {"s": jnp.sum(jnp.exp(xc - mb), axis=-1)}
     else:
-        xs = jnp.where(r, xc - mb, 0)  # x_c - m on R, 0 off R (never -inf - m)
+        gap = xc - mb
+        xs = jnp.where(r, gap, 0)  # x_c - m on R, 0 off R (never -inf - m)
         # Double where: entries off R never reach exp, so no inf/NaN leaks into gradients.
         terms = {"s": jnp.where(r, jnp.exp(xs), 0), "remaining": r.astype(ct)}
         w = _expand(weight, x.ndim)
@@ -153,8 +154,7 @@ def _primal_stats(cfg: StatsConfig, x, cap, mask, labels, probs, weight, rows=No
             # gap is clamped, not 0 * -inf = NaN), a nonzero one is lost like a -inf logit.
             lowest = jnp.finfo(ct).min
             terms.update(dot=jnp.where(r, wt * jnp.maximum(xs, lowest), 0), mass=jnp.where(r, wt, 0))
-            gap_lost = (xc - mb) == -jnp.inf
-            lost = gap_lost if mask is None else gap_lost & mask
+            lost = (gap == -jnp.inf) if mask is None else (gap == -jnp.inf) & mask
             terms["lost"] = (lost & (wt != 0)).astype(ct)
         if cfg.smooth:
             gaps = jnp.where(r, scaled_gaps(xc, mb), 0)
@@ -204,15 +204,15 @@ def _stats_tangent(cfg: StatsConfig, primals, stats: Stats, tangents) -> Stats:
     x, cap, mask, labels, probs, weight, rows = primals
     dx, dcap, _, _, dprobs, dweight, _ = tangents
     ct = _checks.compute_dtype(x.dtype)
-    if rows is not None:
-        # Dropped examples get exactly zero tangents and gradients, even where their logits
-        # (or statistics) are NaN or inf: their logits are replaced by 0 here, so that every
-        # partial is finite, and their tangents selected away at the end (transposed: their
-        # cotangents are 0, and 0 times a finite partial is 0). No [N, C] select of dx.
-        stats = stats._replace(shift=jnp.where(rows, stats.shift, 0), log_sum=jnp.where(rows, stats.log_sum, 0))
     x = _backend.apart(x)
     if rows is not None:
-        x = jnp.where(rows[..., None], x, 0)  # after the barrier: each reader selects on its own
+        # Dropped examples get exactly zero tangents and gradients, even where their logits
+        # (or statistics) are NaN or inf: their logits (after the barrier: each reader selects
+        # on its own) and statistics are replaced by 0 here, so that every partial is finite,
+        # and their tangents selected away at the end (transposed: their cotangents are 0, and
+        # 0 times a finite partial is 0). No [N, C] select of dx.
+        x = jnp.where(rows[..., None], x, 0)
+        stats = stats._replace(shift=jnp.where(rows, stats.shift, 0), log_sum=jnp.where(rows, stats.log_sum, 0))
     xc, th = capped(x, cap)
     r = _remaining(xc, mask)
     dxc = dx.astype(ct)
@@ -223,10 +223,7 @@ def _stats_tangent(cfg: StatsConfig, primals, stats: Stats, tangents) -> Stats:
     # keeps it). Its own row values (not the forward pass's m), so that XLA does not share
     # one broadcast of m between the passes and write it to memory. Without a mask R is the
     # finite logits, and exp(-inf - hi) = 0 needs no select.
-    log_sum = jnp.where(stats.log_sum > -jnp.inf, stats.log_sum, 0)
-    hi = stats.shift + log_sum
-    back = hi - stats.shift
-    lo = (stats.shift - (hi - back)) + (log_sum - back)
+    hi, lo = _backend.two_sum(stats.shift, jnp.where(stats.log_sum > -jnp.inf, stats.log_sum, 0))
     hi, lo = hi[..., None], lo[..., None]
     p = jnp.exp((xc - hi) - lo) if mask is None else jnp.where(r, jnp.exp((jnp.where(r, xc, hi) - hi) - lo), 0)
     shift = stats.shift[..., None]
