@@ -37,6 +37,30 @@ def apart(x: jax.Array) -> jax.Array:
     return jax.lax.platform_dependent(x, cpu=jax.lax.optimization_barrier, default=_identity)
 
 
+def row_max(x: jax.Array) -> jax.Array:
+    """The maximum over the last axis, in float32 or wider (NaN propagates; -inf for an all -inf row).
+
+    Works around XLA:CPU, which fuses a single-operand max with the broadcast subtraction
+    ``x - m`` that follows it into one YNNPACK kernel writing ``x - m``, an ``[N, C]``
+    array, for the loops that read it. On CPU the max is a variadic reduce with a count of
+    the entries above -inf (not a YNNPACK candidate), which decides an all -inf row.
+    """
+
+    def paired(x):
+        init = (jnp.array(-jnp.inf, x.dtype), jnp.int32(0))
+        m, above = jax.lax.reduce(
+            (x, (x != -jnp.inf).astype(jnp.int32)),
+            init,
+            lambda a, b: (jnp.maximum(a[0], b[0]), a[1] + b[1]),
+            (x.ndim - 1,),
+        )
+        return jnp.where(above > 0, m, -jnp.inf)
+
+    # In float32 or wider: exact, and XLA:CPU vectorises the loop.
+    x = x.astype(jnp.float32) if x.dtype.itemsize < 4 else x
+    return jax.lax.platform_dependent(x, cpu=paired, default=lambda x: jnp.max(x, axis=-1))
+
+
 def tied(x: jax.Array, i: jax.Array) -> jax.Array:
     """``x``, read through an optimization barrier with the loop index ``i`` on XLA:CPU when
     it is half precision.
@@ -78,24 +102,36 @@ def take_last(x: jax.Array, labels: jax.Array, onehot: jax.Array, gradient_dtype
     return jax.lax.platform_dependent(x, labels, onehot, cpu=gather, default=select)
 
 
-def row_sums(*terms: jax.Array, exact: tuple[int, ...] = ()) -> tuple[jax.Array, ...]:
-    """Sums over the last axis of several same-shape arrays, as one variadic reduce.
+def row_sums(
+    values: Sequence[jax.Array], counts: Sequence[jax.Array], exact: tuple[int, ...] = (), together: bool = False
+) -> tuple[tuple[jax.Array, ...], tuple[jax.Array, ...]]:
+    """(sums of the floating ``values``, int32 counts of the boolean ``counts``) over the last axis.
 
-    Backend-neutral HLO that also suits XLA:CPU, which hands a single-operand sum to a
-    YNNPACK kernel that cannot fuse a select, compare or convert with it, so the summed
-    values (an ``[N, C]`` float32 array) would be written to memory first; a variadic
-    reduce stays one fused loop there. Callers pass at least two terms and use every
-    result (XLA drops an unused one, leaving a single-operand sum): a count of the
-    remaining classes is the usual partner.
+    The reduction of a fused loss pass: the values are computed from the logits (exp,
+    selects, products) in the same loop that sums them, with nothing of size ``[N, C]``
+    written to memory. Backend-neutral HLO is one variadic reduce of every operand. Works
+    around XLA:CPU in two ways (:func:`jax.lax.platform_dependent`): it hands a
+    single-operand sum to a YNNPACK kernel that cannot fuse a select, compare or convert
+    (the summed values would be written to memory first), and it vectorises a reduce loop
+    with one floating accumulator (and any integer ones) but not one with several, which
+    runs 3-10x slower. On CPU each value is therefore summed in its own reduce with a count
+    as its integer partner (so at least one count is needed; the first value should be one
+    that the caller always uses, as it carries the counts).
+    Values that share an expensive producer (an exp or log of the logits) are summed
+    ``together`` in one reduce on every backend: XLA:CPU would write the shared values to
+    memory rather than compute them in each of several loops.
 
-    The terms numbered in ``exact`` are summed with compensation (TwoSum, valid in any
-    order the reduce combines partial sums): a variadic reduce may run as one sequential
-    loop (XLA:CPU does), whose error grows with C, and a sum of same-sign terms such as
+    The values numbered in ``exact`` are summed with compensation (TwoSum, valid in any
+    order the reduce combines partial sums): a reduce may run as sequential loops (XLA:CPU
+    does), whose error grows with C, and a sum of same-sign terms such as
     ``Σ_c t_c (x_c - m)`` would be 1e-5 off at C = 2^17 where a float32 loss is 1e-7.
     Below 1024 terms a row is summed plainly: its error stays a few ulps, and small
     (compute-bound) rows are not slowed down.
     """
-    return _row_sums(tuple(exact) if terms[0].shape[-1] >= 1024 else (), *terms)
+    assert counts, "row_sums needs a count to pair with the values"
+    exact = tuple(exact) if values[0].shape[-1] >= 1024 else ()
+    ints = tuple(c.astype(jnp.int32) for c in counts)
+    return _row_sums(exact, together, tuple(values), ints)
 
 
 def two_sum(a: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -105,33 +141,55 @@ def two_sum(a: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
     return s, (a - (s - b_part)) + (b - b_part)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _row_sums(exact: tuple[int, ...], *terms: jax.Array) -> tuple[jax.Array, ...]:
-    k = len(terms)
-    operands = terms + tuple(jnp.zeros_like(terms[i]) for i in exact)
+def _reduce_sums(exact: tuple[int, ...], values: tuple[jax.Array, ...], counts: tuple[jax.Array, ...]):
+    """One variadic reduce: the sums of ``values`` (compensated where numbered in ``exact``) and of ``counts``."""
+    k, axis = len(values), values[0].ndim - 1
+    operands = values + tuple(jnp.zeros_like(values[i]) for i in exact) + counts
 
     def add(a, b):
-        out = [u + v for u, v in zip(a[:k], b[:k])]
-        comps = []
+        out = [u + v for u, v in zip(a, b)]
         for j, i in enumerate(exact):
             # The rounding error of each addition (and the partners' own) accumulates beside the sum.
             out[i], err = two_sum(a[i], b[i])
-            comps.append(a[k + j] + b[k + j] + err)
-        return tuple(out) + tuple(comps)
+            out[k + j] = a[k + j] + b[k + j] + err
+        return tuple(out)
 
-    init = tuple(jnp.zeros((), t.dtype) for t in operands)
-    sums = jax.lax.reduce(operands, init, add, (terms[0].ndim - 1,))
+    sums = jax.lax.reduce(operands, tuple(jnp.zeros((), t.dtype) for t in operands), add, (axis,))
     out = list(sums[:k])
     for j, i in enumerate(exact):
         total = out[i] + sums[k + j]
         out[i] = jnp.where(jnp.isfinite(out[i]), total, out[i])  # inf or NaN: no inf - inf
-    return tuple(out)
+    return tuple(out), sums[k + len(exact) :]
+
+
+def _paired_sums(exact, values, counts):
+    # One reduce per value with an integer partner, which keeps its loop vectorised: the
+    # first value carries every count; each other value a copy of the first count, which
+    # its sum reads (a count is never negative) so that XLA keeps the partner exactly when
+    # it keeps the sum. (An unused sum goes with its whole reduce.)
+    (first,), totals = _reduce_sums((0,) if 0 in exact else (), values[:1], counts)
+    sums = [first]
+    for i, v in enumerate(values[1:], 1):
+        (total,), (count,) = _reduce_sums((0,) if i in exact else (), (v,), counts[:1])
+        sums.append(jnp.where(count >= 0, total, jnp.nan))
+    return tuple(sums), totals
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
+def _row_sums(exact: tuple[int, ...], together: bool, values: tuple[jax.Array, ...], counts: tuple[jax.Array, ...]):
+    if together:
+        return _reduce_sums(exact, values, counts)
+    return jax.lax.platform_dependent(
+        values, counts, cpu=functools.partial(_paired_sums, exact), default=functools.partial(_reduce_sums, exact)
+    )
 
 
 @_row_sums.defjvp
-def _row_sums_jvp(exact, primals, tangents):
-    # Summation is linear: the tangent of a sum is the sum of the tangents.
-    return _row_sums(exact, *primals), tuple(jnp.sum(t, axis=-1) for t in tangents)
+def _row_sums_jvp(exact, together, primals, tangents):
+    # Summation is linear: the tangent of a sum is the sum of the tangents; a count has none.
+    sums, totals = _row_sums(exact, together, *primals)
+    zeros = tuple(np.zeros(t.shape, jax.dtypes.float0) for t in totals)
+    return (sums, totals), (tuple(jnp.sum(t, axis=-1) for t in tangents[0]), zeros)
 
 
 def separately(arrays: tuple[jax.Array, ...], i: int) -> tuple[jax.Array, ...]:

@@ -168,6 +168,9 @@ def _stats_tangent(cfg, primals, stats: Stats, tangents) -> Stats:
     # Tangents of the inputs enter the matmuls in float32: reverse mode then accumulates
     # d inputs over the chunks in float32 (the transpose of this cast is the final one).
     dh32 = None if dh is None else dh.astype(ct)
+    # Varying over the vocabulary axis before the loop, as each chunk's product with W is:
+    # the transpose of that cast (the psum of d inputs and d weight) then runs once, not per chunk.
+    dh32, dw = _reduction.vary_like((dh32, dw), h, w, bias, y)
     w_all = w
 
     def chunk(start, size, fresh):

@@ -1,11 +1,12 @@
 """Softmax cross-entropy and negative log-likelihood.
 
 The heavy lifting is :func:`softmax_stats`, a ``jax.custom_jvp`` that reads the logits
-twice (the row max, then one fused pass of sums) and returns only per-example
-statistics: the log-sum-exp over the classes that remain (not masked by ``where``, not
-``-inf``) and a few weighted sums of the logits, all relative to the row max. Everything
-built on those ``[batch]`` statistics (label smoothing, class weights, z-loss, masks,
-reductions) is ordinary JAX, so gradients with respect to the hyperparameters come from
+for the row max, then for the sums (one fused reduce; on XLA:CPU one per sum, see
+``_backend.row_sums``) and returns only per-example statistics: the log-sum-exp over
+the classes that remain (not masked by ``where``, not ``-inf``) and a few weighted sums
+of the logits, all relative to the row max. Everything built on those ``[batch]``
+statistics (label smoothing, class weights, z-loss, masks, reductions) is ordinary JAX,
+so gradients with respect to the hyperparameters come from
 autodiff. The tangent map is linear in the input tangents and recomputes the softmax
 under ``jax.checkpoint``: forward mode evaluates it, reverse mode transposes it into one
 fused elementwise pass over the saved logits. Nothing of size ``[batch, C]`` is saved or
@@ -72,7 +73,7 @@ def row_max(x: jax.Array, mask: jax.Array | None) -> jax.Array:
     NaN propagates (a row holding NaN has a NaN max, so its loss is NaN).
     """
     x = jax.lax.stop_gradient(x)
-    return jnp.max(x if mask is None else jnp.where(mask, x, -jnp.inf), axis=-1)
+    return _backend.row_max(x if mask is None else jnp.where(mask, x, -jnp.inf))
 
 
 def capped(x: jax.Array, cap: jax.Array | None) -> tuple[jax.Array, jax.Array | None]:
@@ -138,14 +139,15 @@ def _primal_stats(cfg: StatsConfig, x, cap, mask, labels, probs, weight, rows=No
     xc, _ = capped(x, cap)
     r = _remaining(xc, mask)
     if mask is None and cap is None and probs is None and not cfg.smooth:
-        # Only the sum of exponentials: exp(-inf - m) = 0 needs no select, and the
-        # exp-sum with nothing else in it is one fused reduction on every backend.
-        sums = {"s": jnp.sum(jnp.exp(xc - mb), axis=-1)}
+        # Only the sum of exponentials (exp(-inf - m) = 0 needs no select) and the count of R.
+        (s,), (remaining,) = _backend.row_sums((jnp.exp(xc - mb),), (r,))
+        sums = {"s": s, "remaining": remaining.astype(ct)}
     else:
         gap = xc - mb
         xs = jnp.where(r, gap, 0)  # x_c - m on R, 0 off R (never -inf - m)
         # Double where: entries off R never reach exp, so no inf/NaN leaks into gradients.
-        terms = {"s": jnp.where(r, jnp.exp(xs), 0), "remaining": r.astype(ct)}
+        values = {"s": jnp.where(r, jnp.exp(xs), 0)}
+        counts = {"remaining": r}
         w = _expand(weight, x.ndim)
         if probs is not None:
             t = probs.astype(ct)
@@ -153,17 +155,22 @@ def _primal_stats(cfg: StatsConfig, x, cap, mask, labels, probs, weight, rows=No
             # x_c - m overflows to -inf below m - float max: a zero target there adds 0 (the
             # gap is clamped, not 0 * -inf = NaN), a nonzero one is lost like a -inf logit.
             lowest = jnp.finfo(ct).min
-            terms.update(dot=jnp.where(r, wt * jnp.maximum(xs, lowest), 0), mass=jnp.where(r, wt, 0))
+            values.update(dot=jnp.where(r, wt * jnp.maximum(xs, lowest), 0), mass=jnp.where(r, wt, 0))
             lost = (gap == -jnp.inf) if mask is None else (gap == -jnp.inf) & mask
-            terms["lost"] = (lost & (wt != 0)).astype(ct)
+            counts["lost"] = lost & (wt != 0)
         if cfg.smooth:
             gaps = jnp.where(r, scaled_gaps(xc, mb), 0)
-            terms["smooth_dot"] = gaps if w is None else w * gaps
-            terms["smooth_mass"] = terms["remaining"] if w is None else jnp.where(r, w, 0)
+            values["smooth_dot"] = gaps if w is None else w * gaps
+            if w is not None:
+                values["smooth_mass"] = jnp.where(r, w, 0)
         # Every sum but the counts is compensated (see row_sums): a sequential sum of C
         # same-sign terms is off by about C float32 ulps (1e-5 at C = 2^17).
-        exact = tuple(i for i, name in enumerate(terms) if name not in ("remaining", "lost"))
-        sums = dict(zip(terms, _backend.row_sums(*terms.values(), exact=exact)))
+        value_sums, count_sums = _backend.row_sums(
+            tuple(values.values()), tuple(counts.values()), exact=tuple(range(len(values)))
+        )
+        sums = dict(zip(values, value_sums)) | {k: v.astype(ct) for k, v in zip(counts, count_sums)}
+        if cfg.smooth and w is None:
+            sums["smooth_mass"] = sums["remaining"]
     if cfg.axis_name is not None:
         # The other collective: every per-example sum, and the target (held by one device),
         # packed into a single psum.
@@ -176,7 +183,7 @@ def _primal_stats(cfg: StatsConfig, x, cap, mask, labels, probs, weight, rows=No
             stats["target"] = jnp.where(present > 0, sums.pop("target"), -jnp.inf)
     s = sums.pop("s")
     # An empty row (no remaining class) has s = 0; the count says so when there is one.
-    remaining = sums["remaining"] if cfg.smooth else sums.pop("remaining", None)
+    remaining = sums["remaining"] if cfg.smooth else sums.pop("remaining")
     return Stats(shift=m, log_sum=log_of_sum(s, remaining), **stats, **sums)
 
 
@@ -594,7 +601,7 @@ def nll_loss(
         if lay.class_mask is not None:
             wt = jnp.where(lay.class_mask, wt, 0)  # a masked class is removed from the targets too
         # -sum_c w_c t_c log p_c; target mass on a -inf log-probability makes it +inf.
-        dot, lost = _backend.row_sums(wt * _drop_inf(lp), ((lp == -jnp.inf) & (wt != 0)).astype(ct), exact=(0,))
+        (dot,), (lost,) = _backend.row_sums((wt * _drop_inf(lp),), ((lp == -jnp.inf) & (wt != 0),), exact=(0,))
         losses, impossible = -dot, lost != 0
         denominator = kept
     losses = jnp.where(kept & impossible, jnp.inf, losses)

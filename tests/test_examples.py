@@ -151,6 +151,19 @@ def test_multi_device(tmp_path):
     assert_png(tmp_path / "md.png")
 
 
+def test_multi_host(tmp_path):
+    out, summary = run_example("multi_host.py", "--launch", "2", "--steps", "30", "--plot", "mh.png", cwd=tmp_path)
+    assert "on 2 processes x 4 devices (model axis 4)" in summary
+    assert "every process saw the same losses (spread 0.0e+00)" in summary
+    assert number(r"loss ([\d.]+) ->", summary) - number(r"-> ([\d.]+) on", summary) > 1.0
+    # Two micro-batches, each split over both processes: the same steps as one device on the whole batch.
+    assert number(r"= ([\d.e+-]+)$", summary) < 1e-4
+    assert "process 0: tokens 0:64 of each micro-batch" in out and "process 1: tokens 64:128" in out
+    # Per token: d inputs (4 * D bytes) and a few float32 statistics, nothing that grows with V = 256.
+    assert number(r"all-reduces ([\d.]+) bytes per token", out) <= 4 * 64 + 32
+    assert_png(tmp_path / "mh.png")
+
+
 def test_shipped_text_is_documented():
     text = (ROOT / "examples" / "data" / "devils_dictionary.txt").read_bytes()
     assert 100_000 < len(text) < 500_000 and text.isascii()

@@ -195,6 +195,26 @@ def test_vocab_parallel_hlo_gathers_nothing_that_grows_with_v(vocab):
         assert int(np.prod(shape)) <= 2 * n * d and vocab // 8 not in shape and vocab not in shape
 
 
+def test_vocab_parallel_gradient_all_reduces_once_not_per_chunk():
+    # Several vocabulary chunks per device: d inputs is summed over devices after the chunk
+    # loop, never inside its body (one [N, D] all-reduce per chunk at a 128k vocabulary).
+    mesh = jax.make_mesh((1, 8), ("data", "model"))
+    n, d, vocab = 64, 16, 4096
+    args = (
+        jax.ShapeDtypeStruct((n, d), jnp.float32, sharding=NamedSharding(mesh, P())),
+        jax.ShapeDtypeStruct((vocab, d), jnp.float32, sharding=NamedSharding(mesh, P("model"))),
+        jax.ShapeDtypeStruct((n,), jnp.int32, sharding=NamedSharding(mesh, P())),
+    )
+    loss = lambda h, w, y: jaxent.sharded_linear_cross_entropy(h, w, y, mesh=mesh, vocab_axis="model", chunk_size=128)
+    hlo = jax.jit(jax.value_and_grad(loss, (0, 1))).lower(*args).compile().as_text()
+    bodies = set(re.findall(r"\bwhile\(.*?body=%?([\w.\-]+)", hlo))
+    assert bodies, "expected the chunk loop"
+    computations = dict(re.findall(r"^%?([\w.\-]+) .*?\{\n(.*?)\n\}", hlo, flags=re.M | re.S))
+    assert ("all-reduce", (n, d)) in _collectives(hlo)
+    for body in bodies:
+        assert not _collectives(computations.get(body, "")), f"a collective inside the loop body {body}"
+
+
 def test_vocab_parallel_memory_per_device():
     # One chunk covers the whole (local) vocabulary here, so memory scales with V:
     # per device it is the single-device figure over P, plus the [N, D] psum buffers.

@@ -783,18 +783,6 @@ N_MEM, V_MEM = 4096, 32000
 F32_BUFFER = N_MEM * V_MEM * 4
 
 
-# Options at which the bound is not met yet (XLA:CPU materialises an [N, C] intermediate).
-MEMORY_GAPS = {
-    ("softcap", "float32", True): "the tanh shared by the forward pass and the gradient",
-    ("class_where", "float32", True): "the masked row max",
-    ("class_where", "bfloat16", True): "the masked row max",
-    ("class_where", "float32", False): "the masked row max",
-    ("class_where", "bfloat16", False): "the masked row max",
-    ("probs", "float32", False): "the row max fused with its broadcast subtraction",
-    ("probs", "bfloat16", False): "the row max fused with its broadcast subtraction",
-    ("probs_smoothing", "float32", False): "the row max fused with its broadcast subtraction",
-    ("probs_smoothing", "bfloat16", False): "the row max fused with its broadcast subtraction",
-}
 MEMORY_OPTIONS = {
     "int": dict(),
     "smoothing": dict(label_smoothing=0.1),
@@ -826,9 +814,6 @@ def _memory_case(name, dtype, gradient):
 def test_temp_memory_is_at_most_one_percent_of_the_logits(name, dtype, gradient):
     # Compiled temporary memory (deterministic, unlike time), fwd+bwd and forward only:
     # at most 1% of one float32 [N, V] buffer, so no float32 copy of half-precision logits.
-    gap = MEMORY_GAPS.get((name, dtype, gradient))
-    if gap:
-        pytest.xfail(f"known gap: {gap}")
     f, args = _memory_case(name, jnp.dtype(dtype), gradient)
     assert programs.temp_bytes(f, *args) <= programs.one_percent_of_f32((N_MEM, V_MEM))
 
