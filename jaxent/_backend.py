@@ -118,8 +118,9 @@ def row_sums(
     as its integer partner (so at least one count is needed; the first value should be one
     that the caller always uses, as it carries the counts).
     Values that share an expensive producer (an exp or log of the logits) are summed
-    ``together`` in one reduce on every backend: XLA:CPU would write the shared values to
-    memory rather than compute them in each of several loops.
+    ``together`` in one loop on every backend (on CPU stacked, so that one floating
+    accumulator sums them all): XLA:CPU would write the shared values to memory rather
+    than compute them in each of several loops.
 
     The values numbered in ``exact`` are summed with compensation (TwoSum, valid in any
     order the reduce combines partial sums): a reduce may run as sequential loops (XLA:CPU
@@ -141,9 +142,10 @@ def two_sum(a: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
     return s, (a - (s - b_part)) + (b - b_part)
 
 
-def _reduce_sums(exact: tuple[int, ...], values: tuple[jax.Array, ...], counts: tuple[jax.Array, ...]):
-    """One variadic reduce: the sums of ``values`` (compensated where numbered in ``exact``) and of ``counts``."""
-    k, axis = len(values), values[0].ndim - 1
+def _reduce_sums(exact: tuple[int, ...], values: tuple[jax.Array, ...], counts: tuple[jax.Array, ...], axis=-1):
+    """One variadic reduce over ``axis``: the sums of ``values`` (compensated where numbered
+    in ``exact``) and of ``counts``."""
+    k, axis = len(values), axis % values[0].ndim
     operands = values + tuple(jnp.zeros_like(values[i]) for i in exact) + counts
 
     def add(a, b):
@@ -175,12 +177,24 @@ def _paired_sums(exact, values, counts):
     return tuple(sums), totals
 
 
+def _stacked_sums(exact, values, counts):
+    # One loop for several values with a single floating accumulator, which XLA:CPU
+    # vectorises: the values are stacked on a new last axis and summed as one. Compensated
+    # sums need a second accumulator and stay a plain variadic reduce.
+    if exact or len(values) == 1:
+        return _reduce_sums(exact, values, counts)
+    stacked = jnp.stack(values, axis=-1)
+    (totals,), counted = _reduce_sums(
+        (), (stacked,), tuple(jnp.broadcast_to(c[..., None], stacked.shape) for c in counts), -2
+    )
+    return tuple(totals[..., i] for i in range(len(values))), tuple(c[..., 0] for c in counted)
+
+
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
 def _row_sums(exact: tuple[int, ...], together: bool, values: tuple[jax.Array, ...], counts: tuple[jax.Array, ...]):
-    if together:
-        return _reduce_sums(exact, values, counts)
+    cpu = _stacked_sums if together else _paired_sums
     return jax.lax.platform_dependent(
-        values, counts, cpu=functools.partial(_paired_sums, exact), default=functools.partial(_reduce_sums, exact)
+        values, counts, cpu=functools.partial(cpu, exact), default=functools.partial(_reduce_sums, exact)
     )
 
 
@@ -206,46 +220,6 @@ def separately(arrays: tuple[jax.Array, ...], i: int) -> tuple[jax.Array, ...]:
         return jax.lax.optimization_barrier((*arrays, jnp.int32(i)))[:-1]
 
     return tuple(jax.lax.platform_dependent(*arrays, cpu=barrier, default=lambda *a: a))
-
-
-def _paired_count_sums(values: tuple[jax.Array, ...], counts: jax.Array) -> tuple[tuple[jax.Array, ...], jax.Array]:
-    # One variadic reduce: the sums of ``values`` and the int32 sum of ``counts``. XLA:CPU
-    # vectorises a reduce with one floating accumulator (and integer ones) but not one with
-    # several: several values are stacked on a new last axis and summed as one.
-    axis, stacked = counts.ndim - 1, values[0] if len(values) == 1 else jnp.stack(values, axis=-1)
-    count_each = jnp.broadcast_to(counts.reshape(counts.shape + (1,) * (stacked.ndim - counts.ndim)), stacked.shape)
-    init = (jnp.zeros((), stacked.dtype), jnp.zeros((), jnp.int32))
-    totals, counted = jax.lax.reduce(
-        (stacked, count_each.astype(jnp.int32)), init, lambda a, b: (a[0] + b[0], a[1] + b[1]), (axis,)
-    )
-    if len(values) == 1:
-        return (totals,), counted
-    return tuple(totals[..., i] for i in range(len(values))), counted[..., 0]
-
-
-def _plain_count_sums(values: tuple[jax.Array, ...], counts: jax.Array) -> tuple[tuple[jax.Array, ...], jax.Array]:
-    return tuple(jnp.sum(v, axis=-1) for v in values), jnp.sum(counts, axis=-1, dtype=jnp.int32)
-
-
-@jax.custom_jvp
-def sums_and_count(values: tuple[jax.Array, ...], counts: jax.Array) -> tuple[tuple[jax.Array, ...], jax.Array]:
-    """(sums of each of ``values``, int32 sum of the boolean or integer ``counts``) over the last axis.
-
-    Works around XLA:CPU, which hands a single-operand sum to a YNNPACK kernel that cannot
-    fuse a select, compare or convert with it, so the summed values (an ``[N, C]`` float32
-    array) are written to memory first; a variadic reduce (the sums paired with a count) is
-    one fused loop there. The caller must use the count, or XLA drops it and a single sum is
-    single-operand again. Other platforms get the plain sums.
-    """
-    return jax.lax.platform_dependent(tuple(values), counts, cpu=_paired_count_sums, default=_plain_count_sums)
-
-
-@sums_and_count.defjvp
-def _sums_and_count_jvp(primals, tangents):
-    values, counts = primals
-    # Summation is linear: the tangent of a sum is the sum of the tangents; a count has none.
-    sums, total = sums_and_count(values, counts)
-    return (sums, total), (tuple(jnp.sum(t, axis=-1) for t in tangents[0]), np.zeros(total.shape, jax.dtypes.float0))
 
 
 def recomputed(fn: Callable[..., Any]) -> Callable[..., Any]:

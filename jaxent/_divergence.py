@@ -158,7 +158,7 @@ def kl_divergence(
         # A masked class is an absent one: it leaves the sum, with zero gradients.
         t = jnp.where(lay.class_mask, t, -jnp.inf if log_target else 0)
     counted = jnp.ones(t.shape, bool) if lay.class_mask is None else lay.class_mask
-    (sums,), classes = _backend.sums_and_count((_kl_terms(lq, t, log_target),), counted)
+    (sums,), (classes,) = _backend.row_sums((_kl_terms(lq, t, log_target),), (counted,))
     # A row with no class left sums to 0 (this use of the count also keeps the reduce variadic).
     losses = jnp.where(classes > 0, sums, 0)
     # The examples that count: not masked, with some class left.

@@ -292,7 +292,7 @@ def _hinge_terms(x, label, classes, target_score, margin, p):
 def _weston_watkins(x, label, classes, target_score, margin, p):
     """(``Σ_j max(0, margin - s_y + s_j)^p`` over the competitors ``j``, the number of classes left), per row."""
     h, _ = _hinge_terms(x, label, classes, target_score, margin, p)
-    (total,), count = _backend.sums_and_count((h,), _counted(x, classes))
+    (total,), (count,) = _backend.row_sums((h,), (_counted(x, classes),))
     # A row without classes sums to 0 (this use of the count also keeps the reduce variadic).
     return jnp.where(count > 0, total, 0), count
 
@@ -308,7 +308,7 @@ def _weston_watkins_jvp(p, primals, tangents):
     dx, _, _, d_target, d_margin = tangents
     h, dh = _hinge_terms(x, label, classes, target_score, margin, p)
     # One pass: the sum, D = Σ_j h'_j (the derivative in margin, and minus that in s_y), the count.
-    (total, deriv), count = _backend.sums_and_count((h, dh), _counted(x, classes))
+    (total, deriv), (count,) = _backend.row_sums((h, dh), (_counted(x, classes),), together=True)
     total = jnp.where(count > 0, total, 0)
     out = jnp.zeros_like(total)
     if not isinstance(dx, SymbolicZero):

@@ -165,7 +165,7 @@ def reduce_elements(losses: jax.Array, kept: jax.Array | None, reduction: str) -
     """``reduction`` of elementwise ``losses``, with the elements where ``kept`` is False dropped.
 
     ``"mean"`` divides by the number of kept elements (``losses.size`` without ``kept``); an
-    empty mean is 0.0 with zero gradients. The sums go through :func:`_backend.sums_and_count`, so they
+    empty mean is 0.0 with zero gradients. The sums go through :func:`_backend.row_sums`, so they
     fuse with the computation of ``losses``.
     """
     if kept is not None:
@@ -174,10 +174,10 @@ def reduce_elements(losses: jax.Array, kept: jax.Array | None, reduction: str) -
         return losses
     counted = jnp.ones(losses.shape, bool) if kept is None else jnp.broadcast_to(kept, losses.shape)
     if losses.size <= _ONE_PASS_ELEMENTS:
-        (total,), count = _backend.sums_and_count((losses.reshape(-1),), counted.reshape(-1))
+        (total,), (count,) = _backend.row_sums((losses.reshape(-1),), (counted.reshape(-1),))
     else:
-        (sums,), counts = _backend.sums_and_count((losses,), counted)
-        (total,), count = _backend.sums_and_count((sums.reshape(-1),), counts.reshape(-1))
+        (sums,), (counts,) = _backend.row_sums((losses,), (counted,))
+        (total,), (count,) = _backend.row_sums((sums.reshape(-1),), (counts.reshape(-1),))
     # Nothing kept sums to 0 (this use of the count also keeps the reduces variadic).
     total = jnp.where(count > 0, total, 0)
     if reduction == "sum":
