@@ -1,4 +1,4 @@
-"""Griffe extension: render jaxent's reST-flavoured Google docstrings as mkdocstrings Markdown.
+r"""Griffe extension: render jaxent's reST-flavoured Google docstrings as mkdocstrings Markdown.
 
 jaxent's docstrings are written for ``help()``, doctest and Sphinx-style readers: Google
 sections (``Args:``, ``Returns:``, ``Notes:``, ``Example:``, ``References:``) with two
@@ -12,7 +12,11 @@ extension rewrites (in the loaded copy only, never the source):
   otherwise;
 - an ``Args:`` entry that documents several parameters at once (``a, b, c: as in ...``),
   which Google style does not allow -> one entry per parameter, same description;
-- the body of an ``Example:`` section -> a ``pycon`` code block (left otherwise untouched).
+- the body of an ``Example:`` section -> a ``pycon`` code block (left otherwise untouched);
+- an inline literal that is a formula (``ℓ_n = -w_{y_n} log p_{n,y_n}``, ``(1 - p_t)^γ``:
+  Greek letters, ``·``, ``Σ``, ``^``, ``_{``, or a lone ``w_y``; never code such as
+  ``log_target=True`` or ``weight.T``) -> inline maths ``$...$``, its Unicode and words
+  spelled in TeX (``\gamma``, ``\cdot``, ``\log``, ``\mathrm{CE}``), rendered by KaTeX.
 
 It also shows the loss objects' dataclass ``__init__`` as users call it (see
 ``_tidy_dataclass_signature``).
@@ -30,6 +34,49 @@ _SECTION = re.compile(r"^(\w[\w ]*):\s*$")
 _ARGS_SECTIONS = {"args", "arguments", "params", "parameters", "keyword args", "keyword arguments"}
 _EXAMPLE_SECTIONS = {"example", "examples"}
 _GROUPED_PARAM = re.compile(r"^(\s*)(\w+(?:\s*,\s*\w+)+)\s*:\s?(.*)$")
+
+
+_LITERAL = re.compile(r"``([^`]+?)``")
+_MATHY = re.compile(r"[α-ωΑ-Ωℓ·²±≤≥−√]|\^|_\{|^[A-Za-z]_[A-Za-z0-9]$")
+_CODE = re.compile(r"[A-Za-z]\w*\.[A-Za-z]|[@\[\]\"]|==|\w{2,}_\w{2,}|=[A-Z]")
+_SYMBOLS = {"·": r"\cdot ", "Σ": r"\sum ", "−": "-", "±": r"\pm ", "²": "^2", "≤": r"\le ", "≥": r"\ge "}
+_SYMBOLS |= {"ℓ": r"\ell ", "√": r"\sqrt ", ">=": r"\ge ", "<=": r"\le ", "**": "^"}
+_GREEK = "alpha beta gamma delta varepsilon zeta eta theta iota kappa lambda mu nu xi o pi rho varsigma sigma tau"
+_GREEK += " upsilon phi chi psi omega"
+_SYMBOLS |= {chr(ord("α") + i): f"\\{name} " for i, name in enumerate(_GREEK.split())}
+_SYMBOLS["ο"] = "o"
+_WORDS = re.compile(r"[A-Za-z]{2,}(?: [A-Za-z]{2,})*")
+_OPERATORS = {"log", "exp", "max", "min", "tanh", "sin", "cos"}
+_SYMBOL = re.compile("|".join(re.escape(k) for k in sorted(_SYMBOLS, key=len, reverse=True)))
+
+
+def _tex(formula: str) -> str:
+    """An inline formula written in Unicode for ``help()`` as TeX: operators, words, symbols."""
+
+    def word(match: re.Match[str]) -> str:
+        text = match.group(0)
+        if text in _OPERATORS:
+            return "\\" + text + " "
+        if text == "inf":
+            return "\\infty "
+        return f"\\text{{{text}}}" if " " in text else f"\\mathrm{{{text}}}"
+
+    tex = _WORDS.sub(word, formula)
+    # a parenthesised exponent, ^(γ-1), is one group: ^{γ-1}
+    tex = re.sub(r"\^\(([^()]*)\)", r"^{\1}", tex)
+    return _SYMBOL.sub(lambda m: _SYMBOLS[m.group(0)], tex)
+
+
+def _inline_math(text: str) -> str:
+    """Inline literals that are formulas (see the module docstring) as arithmatex ``$...$``."""
+
+    def convert(match: re.Match[str]) -> str:
+        body = match.group(1)
+        if not _MATHY.search(body) or _CODE.search(body):
+            return match.group(0)
+        return "$" + _tex(body).strip() + "$"
+
+    return _LITERAL.sub(convert, text)
 
 
 def _indent(line: str) -> int:
@@ -137,7 +184,13 @@ def rewrite(text: str, public: set[str]) -> str:
         elif line.strip() and _indent(line) == 0:
             section = None
         out.append(line if section in _EXAMPLE_SECTIONS else _roles(line, public))
-    return "\n".join(_fence_examples(out))
+    return _inline_math_outside_code("\n".join(_fence_examples(out)))
+
+
+def _inline_math_outside_code(text: str) -> str:
+    """:func:`_inline_math` on every part of the text but its fenced code blocks and ``$$`` blocks."""
+    parts = re.split(r"(^\s*```.*?^\s*```$|^\s*\$\$$.*?^\s*\$\$$)", text, flags=re.M | re.S)
+    return "".join(part if i % 2 else _inline_math(part) for i, part in enumerate(parts))
 
 
 def _tidy_dataclass_signature(cls: griffe.Class) -> None:
@@ -154,6 +207,36 @@ def _tidy_dataclass_signature(cls: griffe.Class) -> None:
         default = parameter.default
         if isinstance(default, griffe.ExprCall) and str(default.function) == "static_field" and default.arguments:
             parameter.default = default.arguments[0]
+
+
+def _functions(obj: griffe.Object, seen: set[int]) -> list[griffe.Function]:
+    if id(obj) in seen:
+        return []
+    seen.add(id(obj))
+    found = [obj] if isinstance(obj, griffe.Function) else []
+    for member in obj.members.values():
+        if not member.is_alias:
+            found += _functions(member, seen)  # type: ignore[arg-type]
+    return found
+
+
+def _typed_parameters(functions: list[griffe.Function]) -> None:
+    """Parameters annotated ``Any`` (to keep mypy quiet about a JAX type) take the type that a
+    parameter of the same name has elsewhere in the package (``targets: ArrayLike``), with
+    ``| None`` added or removed by whether their default is ``None``; arrays nothing else
+    names read ``ArrayLike``. Only the documentation changes, never the source."""
+    known: dict[str, str] = {}
+    for function in functions:
+        for parameter in function.parameters:
+            annotation = str(parameter.annotation) if parameter.annotation is not None else ""
+            if annotation and annotation != "Any":
+                known.setdefault(parameter.name, annotation.removesuffix(" | None"))
+    for function in functions:
+        for parameter in function.parameters:
+            if str(parameter.annotation) != "Any":
+                continue
+            base = known.get(parameter.name, "ArrayLike")
+            parameter.annotation = f"{base} | None" if str(parameter.default) == "None" else base
 
 
 class RstToMarkdown(griffe.Extension):
@@ -176,3 +259,4 @@ class RstToMarkdown(griffe.Extension):
                     visit(member)  # type: ignore[arg-type]
 
         visit(pkg)
+        _typed_parameters(_functions(pkg, set()))

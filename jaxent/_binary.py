@@ -547,10 +547,10 @@ class BCEWithLogitsLoss(LossObject):
     """
 
     function: ClassVar = staticmethod(binary_cross_entropy_with_logits)
-    weight: Any = None
-    pos_weight: Any = None
-    label_smoothing: Any = 0.0
-    reduction: str = static_field(default="mean")
+    weight: ArrayLike | None = None
+    pos_weight: ArrayLike | None = None
+    label_smoothing: ArrayLike = 0.0
+    reduction: _reduction.Reduction = static_field(default="mean")
 
 
 @loss_object
@@ -564,8 +564,8 @@ class BCELoss(LossObject):
     """
 
     function: ClassVar = staticmethod(binary_cross_entropy)
-    weight: Any = None
-    reduction: str = static_field(default="mean")
+    weight: ArrayLike | None = None
+    reduction: _reduction.Reduction = static_field(default="mean")
 
 
 @loss_object
@@ -582,6 +582,6 @@ class SigmoidFocalLoss(LossObject):
     """
 
     function: ClassVar = staticmethod(sigmoid_focal_loss)
-    gamma: Any = 2.0
-    alpha: Any = None
-    reduction: str = static_field(default="mean")
+    gamma: ArrayLike = 2.0
+    alpha: ArrayLike | None = None
+    reduction: _reduction.Reduction = static_field(default="mean")

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxent import _backend, _checks, _reduction
 from jaxent._backend import row_sums
@@ -187,15 +188,15 @@ def _example_or_class_mask(lay: _checks.Layout) -> jax.Array | None:
 
 
 def focal_loss(
-    logits: Any,
-    targets: Any,
+    logits: ArrayLike,
+    targets: ArrayLike,
     *,
-    gamma: Any = 2.0,
-    alpha: Any = None,
+    gamma: ArrayLike = 2.0,
+    alpha: ArrayLike | None = None,
     axis: int | tuple[int, ...] = -1,
     ignore_index: int | None = -100,
-    where: Any = None,
-    reduction: str = "mean",
+    where: ArrayLike | None = None,
+    reduction: _reduction.Reduction = "mean",
 ) -> jax.Array:
     r"""Softmax (categorical) focal loss, computed in log space.
 
@@ -296,13 +297,13 @@ def focal_loss(
 
 
 def poly1_cross_entropy(
-    logits: Any,
-    targets: Any,
+    logits: ArrayLike,
+    targets: ArrayLike,
     *,
-    epsilon: Any = 1.0,
+    epsilon: ArrayLike = 1.0,
     axis: int | tuple[int, ...] = -1,
-    where: Any = None,
-    reduction: str = "mean",
+    where: ArrayLike | None = None,
+    reduction: _reduction.Reduction = "mean",
 ) -> jax.Array:
     r"""Poly-1 loss: cross-entropy plus ``ε`` times the first polynomial term ``1 - p_t``.
 
@@ -393,11 +394,11 @@ class FocalLoss(LossObject):
     """
 
     function: ClassVar = staticmethod(focal_loss)
-    gamma: Any = 2.0
-    alpha: Any = None
+    gamma: ArrayLike = 2.0
+    alpha: ArrayLike | None = None
     axis: int | tuple[int, ...] = static_field(default=-1)
     ignore_index: int | None = static_field(default=-100)
-    reduction: str = static_field(default="mean")
+    reduction: _reduction.Reduction = static_field(default="mean")
 
 
 @loss_object
@@ -413,6 +414,6 @@ class Poly1CrossEntropyLoss(LossObject):
     """
 
     function: ClassVar = staticmethod(poly1_cross_entropy)
-    epsilon: Any = 1.0
+    epsilon: ArrayLike = 1.0
     axis: int | tuple[int, ...] = static_field(default=-1)
-    reduction: str = static_field(default="mean")
+    reduction: _reduction.Reduction = static_field(default="mean")

@@ -40,9 +40,15 @@ from jaxent._softmax import (
 _CHUNK_ELEMENTS = 2**22
 _MIN_CHUNK = 256
 
-_CONTRACT_D = (((1,), (1,)), ((), ()))  # [N, D] x [chunk, D] -> [N, chunk]
-_CONTRACT_CHUNK = (((1,), (0,)), ((), ()))  # [N, chunk] x [chunk, D] -> [N, D]
-_CONTRACT_N = (((0,), (0,)), ((), ()))  # [N, chunk] x [N, D] -> [chunk, D]
+
+def _contract(w: jax.Array) -> tuple:
+    """``[N, D] x [chunk, *K, D] -> [N, chunk, *K]``: the hidden size is ``w``'s last axis."""
+    return (((1,), (w.ndim - 1,)), ((), ()))
+
+
+def _classes(v: jax.Array, ndim: int) -> jax.Array:
+    """A per-class ``[chunk]`` vector as ``[1, chunk, 1, ...]`` against ``[N, chunk, *K]`` logits."""
+    return v.reshape((1, -1) + (1,) * (ndim - 2))
 
 
 class _Plan:
@@ -78,64 +84,93 @@ class _Plan:
 
 
 def _logits(h, w, bias, start, size):
-    """Raw logits ``h @ W[start:start+size].T + b`` in float32: the same matmul in both passes."""
+    """Raw logits ``[N, size, *K]`` of ``h @ W[start:start+size].T + b`` in float32: the same
+    matmul in both passes."""
     ct = _checks.compute_dtype(h.dtype)
-    x = jax.lax.dot_general(h, jax.lax.dynamic_slice_in_dim(w, start, size), _CONTRACT_D, preferred_element_type=ct)
+    wc = jax.lax.dynamic_slice_in_dim(w, start, size)
+    x = jax.lax.dot_general(h, wc, _contract(w), preferred_element_type=ct)
     if bias is None:
         return x
-    return x + jax.lax.dynamic_slice_in_dim(bias, start, size).astype(ct)[None, :]
+    return x + jax.lax.dynamic_slice_in_dim(bias, start, size).astype(ct)[None]
 
 
 def _local_targets(y, start, size):
-    """Column ``[N, 1]`` of each token's target within the chunk, or ``size`` (dropped) if not in it."""
+    """Column ``[N, 1, *K]`` of each target within the chunk, or ``size`` (dropped) if not in it."""
     col = y - start
     return jnp.where((col >= 0) & (col < size), col, size)[:, None]
 
 
-def _remaining(bias, vocab, ct):
-    """How many vocabulary entries get smoothing mass: those without a -inf bias."""
-    return jnp.asarray(vocab if bias is None else jnp.sum(bias > -jnp.inf), ct)
+def _take(x, y, start, size):
+    """Each target's entry of a chunk ``[N, size, *K]`` (0 when the target is in another chunk)."""
+    return jnp.take_along_axis(x, _local_targets(y, start, size), axis=1, mode="fill", fill_value=0)[:, 0]
 
 
-def _primal_stats(cfg, h, w, bias, y, cap, rows) -> Stats:
+def _primal_stats(cfg, h, w, bias, y, q, cw, cap, rows) -> Stats:
     smooth, chunk_size, axis_name = cfg
     ct = _checks.compute_dtype(h.dtype)
-    n = h.shape[0]
+    shape = (h.shape[0],) + w.shape[1:-1]
     tiny = jnp.finfo(ct).min
 
-    def step(start, size, w, carry):
-        m, s, target, sx, count = carry
+    def step(start, size, w, c):
         x, _ = capped(_logits(h, w, bias, start, size), cap)
+        m = c["m"]
         # Online logsumexp: rescale the running sum to the new running max.
-        m_new = jnp.maximum(jnp.maximum(m, jnp.max(x, axis=-1)), tiny)
-        s = s * jnp.exp(m - m_new) + jnp.sum(jnp.exp(x - m_new[:, None]), axis=-1)
-        col = _local_targets(y, start, size)
-        target = target + jnp.take_along_axis(x, col, axis=-1, mode="fill", fill_value=0)[:, 0]
+        m_new = jnp.maximum(jnp.maximum(m, jnp.max(x, axis=1)), tiny)
+        mb = m_new[:, None]
+        out = dict(c, m=m_new, s=c["s"] * jnp.exp(m - m_new) + jnp.sum(jnp.exp(x - mb), axis=1))
+        seen = m > -jnp.inf  # an earlier chunk was summed (m starts at -inf, then is floored at tiny)
+        if y is not None:
+            out["target"] = c["target"] + _take(x, y, start, size)
+        finite = x > -jnp.inf
+        wc = None if cw is None else _classes(jax.lax.dynamic_slice_in_dim(cw, start, size), x.ndim)
         if smooth:
-            # The running sum of (x_c - m)·g over the finite logits (softmax's scaled_gaps),
-            # moved to the new max.
-            finite = x > -jnp.inf
-            sx = jnp.where(count > 0, sx + count * scaled_gaps(m, m_new), 0)
-            sx = sx + jnp.sum(jnp.where(finite, scaled_gaps(x, m_new[:, None]), 0), axis=-1)
-            count = count + jnp.sum(finite.astype(ct), axis=-1)
-        return m_new, s, target, sx, count
+            # The running sum of w_c (x_c - m)·g over the finite logits (softmax's scaled_gaps),
+            # moved to the new max: sum w (x - m_new) g = sum w (x - m) g + (sum w)(m - m_new) g.
+            gaps = jnp.where(finite, scaled_gaps(x, mb), 0)
+            sx = jnp.where(seen, c["sx"] + c["count"] * scaled_gaps(m, m_new), 0)
+            out["sx"] = sx + jnp.sum(gaps if wc is None else wc * gaps, axis=1)
+            out["count"] = c["count"] + jnp.sum(finite.astype(ct) if wc is None else jnp.where(finite, wc, 0), axis=1)
+        if q is not None:
+            qc = jax.lax.dynamic_slice_in_dim(q, start, size, axis=1).astype(ct)
+            wt = qc if wc is None else wc * qc
+            gap = x - mb
+            # dot = sum w q (x - m) moves to the new max like the smoothing sum. A gap that
+            # overflows to -inf is clamped (a zero target adds 0, not 0 * -inf = NaN); target mass
+            # on a -inf logit (or an overflowing gap) is lost: +inf loss, as in softmax_stats.
+            dot = jnp.where(seen, c["dot"] + c["mass"] * jnp.maximum(m - m_new, tiny), 0)
+            out["dot"] = dot + jnp.sum(jnp.where(finite, wt * jnp.maximum(gap, tiny), 0), axis=1)
+            out["mass"] = c["mass"] + jnp.sum(jnp.where(finite, wt, 0), axis=1)
+            out["lost"] = c["lost"] + jnp.sum(((gap == -jnp.inf) & (wt != 0)).astype(ct), axis=1)
+        return out
 
-    zeros = jnp.zeros((n,), ct)
-    plan = _Plan(w.shape[0], n, chunk_size)
-    init = _reduction.vary_like((jnp.full((n,), -jnp.inf, ct), zeros, zeros, zeros, zeros), h, w, bias, y, cap)
-    m, s, target, sx, count = plan.fold(step, w, init)
-    remaining = jnp.broadcast_to(_remaining(bias, w.shape[0], ct), (n,))
+    zeros = jnp.zeros(shape, ct)
+    init = dict(m=jnp.full(shape, -jnp.inf, ct), s=zeros)
+    init.update({k: zeros for k, on in (("target", y is not None), ("sx", smooth), ("count", smooth)) if on})
+    init.update({k: zeros for k in (("dot", "mass", "lost") if q is not None else ())})
+    init = _reduction.vary_like(init, h, w, bias, y, q, cw, cap)
+    plan = _Plan(w.shape[0], int(np.prod(shape)), chunk_size)
+    c = plan.fold(step, w, init)
+    m = c["m"]
     if axis_name is not None:
         # Vocabulary sharded over devices: a pmax of the row maxima, then one packed psum
-        # of the rescaled sums, the target logit (held by one device) and the smoothing sums.
+        # of the rescaled sums, the target logit (held by one device) and the other sums.
         m_all = jax.lax.pmax(m, axis_name)
-        sx = jnp.where(count > 0, sx + count * scaled_gaps(m, m_all), 0)
-        s, target, sx, remaining = jax.lax.psum(jnp.stack([s * jnp.exp(m - m_all), target, sx, remaining]), axis_name)
+        c["s"] = c["s"] * jnp.exp(m - m_all)
+        if smooth:
+            c["sx"] = jnp.where(m > -jnp.inf, c["sx"] + c["count"] * scaled_gaps(m, m_all), 0)
+        if q is not None:
+            c["dot"] = jnp.where(m > -jnp.inf, c["dot"] + c["mass"] * jnp.maximum(m - m_all, tiny), 0)
+        names = [k for k in ("s", "target", "sx", "dot", "mass", "lost") if k in c]
+        c.update(zip(names, jax.lax.psum(jnp.stack([c[k] for k in names]), axis_name)))
         m = m_all
     # Relative to the row max m: x_y - m is exact, so the loss does not cancel at large logits.
-    stats = Stats(shift=m, log_sum=log_of_sum(s), target=target - m)
+    stats = Stats(shift=m, log_sum=log_of_sum(c["s"]))
+    if y is not None:
+        stats = stats._replace(target=c["target"] - m)
     if smooth:
-        stats = stats._replace(smooth_dot=sx, smooth_mass=remaining, remaining=remaining)
+        stats = stats._replace(smooth_dot=c["sx"])
+    if q is not None:
+        stats = stats._replace(dot=c["dot"], mass=c["mass"], lost=c["lost"])
     return stats
 
 
@@ -145,24 +180,31 @@ def _live(t):
 
 
 def _stats_tangent(cfg, primals, stats: Stats, tangents) -> Stats:
-    """The tangent of :func:`_linear_stats`, linear in (d inputs, d weight, d bias, d cap).
+    """The tangent of :func:`_linear_stats`, linear in (d inputs, d weight, d bias, d probs,
+    d class weight, d cap).
 
     Per chunk: ``d logits = dh W_c^T + h dW_c^T + db_c`` (through the soft-cap chain), then
-    ``d lse = sum softmax * d logits``, ``d target = d logits_y`` and ``d smooth = sum d logits``.
+    ``d lse = sum softmax * d logits``, ``d target = d logits_y``,
+    ``d smooth = sum w d logits + sum dw (x - m)``, and for probability targets
+    ``d dot = sum w q d logits + sum d(w q) (x - m)`` and ``d mass = sum d(w q)``.
     Each chunk's body is under ``jax.checkpoint``: reverse mode transposes the scan into
     the fused backward pass (``d logits`` of a chunk contracted at once into ``d inputs``,
-    the chunk's rows of ``d weight`` and ``d bias``), saving only the primals and the
-    ``[N]`` logsumexp, never a chunk's logits.
+    the chunk's rows of ``d weight`` and ``d bias``, its columns of ``d probs``), saving
+    only the primals and the ``[N]`` statistics, never a chunk's logits.
     """
     smooth, chunk_size, axis_name = cfg
-    h, w, bias, y, cap, rows = primals
-    dh, dw, db, _, dcap, _ = map(_live, tangents)
+    h, w, bias, y, q, cw, cap, rows = primals
+    dh, dw, db, _, dq, dcw, dcap, _ = map(_live, tangents)
     ct = _checks.compute_dtype(h.dtype)
     n, vocab = h.shape[0], w.shape[0]
+    shape = (n,) + w.shape[1:-1]
+    tiny = jnp.finfo(ct).min
     # Dropped tokens get exactly zero tangents and gradients, NaN inputs or not: their
     # inputs are replaced by 0 and their tangents selected away (never multiplied by 0).
-    h = jnp.where(rows[:, None], h, 0)
-    dh = None if dh is None else jnp.where(rows[:, None], dh, 0)
+    # (In the K-dimensional form a token's input is dropped when all its positions are.)
+    token_rows = rows if rows.ndim == 1 else jnp.any(rows, axis=tuple(range(1, rows.ndim)))
+    h = jnp.where(token_rows[:, None], h, 0)
+    dh = None if dh is None else jnp.where(token_rows[:, None], dh, 0)
     shift = jnp.where(rows, stats.shift, 0)[:, None]
     log_sum = jnp.where(rows & (stats.log_sum > -jnp.inf), stats.log_sum, 0)[:, None]
     # Tangents of the inputs enter the matmuls in float32: reverse mode then accumulates
@@ -180,28 +222,53 @@ def _stats_tangent(cfg, primals, stats: Stats, tangents) -> Stats:
         parts = []
         if dh32 is not None:
             wc = jax.lax.dynamic_slice_in_dim(w, start, size)
-            parts.append(jax.lax.dot_general(dh32, wc, _CONTRACT_D, preferred_element_type=ct))
+            parts.append(jax.lax.dot_general(dh32, wc, _contract(w), preferred_element_type=ct))
         if dw is not None:
             dwc = jax.lax.dynamic_slice_in_dim(dw, start, size)
-            parts.append(jax.lax.dot_general(h, dwc, _CONTRACT_D, preferred_element_type=ct))
+            parts.append(jax.lax.dot_general(h, dwc, _contract(dw), preferred_element_type=ct))
         if db is not None:
             dbc = jax.lax.dynamic_slice_in_dim(db, start, size)
-            parts.append(jnp.broadcast_to(dbc.astype(ct)[None, :], (n, size)))
+            parts.append(jnp.broadcast_to(dbc.astype(ct)[None], x.shape))
         finite = x > -jnp.inf
-        dx = functools.reduce(jnp.add, parts) if parts else jnp.zeros((n, size), ct)
+        dx = functools.reduce(jnp.add, parts) if parts else jnp.zeros(x.shape, ct)
         if th is not None:
             dx = dx * (1 - th * th)  # d/dx c*tanh(x/c) = 1 - tanh^2
             if dcap is not None:
                 dx = dx + jnp.where(finite, dcap * cap_partial(jnp.where(finite, raw, 0), th, cap), 0)
-        dx = jnp.where(finite if fresh is None else finite & fresh[None, :], dx, 0)
+        r = finite if fresh is None else finite & _classes(fresh, x.ndim)  # the chunk's own finite logits
+        dx = jnp.where(r, dx, 0)
         # d lse / d logits = softmax = exp((x - m) - log_sum); d target = the target's entry.
-        out = [jnp.sum(jnp.exp((x - shift) - log_sum) * dx, axis=-1)]
-        out.append(jnp.take_along_axis(dx, _local_targets(y, start, size), axis=-1, mode="fill", fill_value=0)[:, 0])
+        out = [jnp.sum(jnp.exp((x - shift) - log_sum) * dx, axis=1)]
+        if y is not None:
+            out.append(_take(dx, y, start, size))
+        per_class = lambda v: None if v is None else _classes(jax.lax.dynamic_slice_in_dim(v, start, size), x.ndim)
+        wc, dwc = per_class(cw), per_class(dcw)
         if smooth:
-            out.append(jnp.sum(dx, axis=-1) * GAP_SCALE)
+            d = jnp.sum(dx if wc is None else wc * dx, axis=1) * GAP_SCALE
+            if dwc is not None:
+                # A selected gap (0 off R): its product with a zero cotangent stays 0, not NaN.
+                d = d + jnp.sum(dwc * jnp.where(r, scaled_gaps(x, shift), 0), axis=1)
+            out.append(d)
+        if q is not None:
+            qc = jax.lax.dynamic_slice_in_dim(q, start, size, axis=1).astype(ct)
+            wt = qc if wc is None else wc * qc
+            dwt = []  # d(w q) = w dq + dw q
+            if dq is not None:
+                dqc = jax.lax.dynamic_slice_in_dim(dq, start, size, axis=1).astype(ct)
+                dwt.append(dqc if wc is None else wc * dqc)
+            if dwc is not None:
+                dwt.append(dwc * qc)
+            d_dot = jnp.sum(wt * dx, axis=1)
+            d_mass = jnp.zeros(shape, ct)
+            if dwt:
+                dwt_r = jnp.where(r, functools.reduce(jnp.add, dwt), 0)
+                xs = jnp.where(r, jnp.maximum(x - shift, tiny), 0)  # as in the primal: clamped, 0 off R
+                d_dot = d_dot + jnp.sum(dwt_r * xs, axis=1)
+                d_mass = jnp.sum(dwt_r, axis=1)
+            out += [d_dot, d_mass]
         return tuple(out)
 
-    plan = _Plan(vocab, n, chunk_size)
+    plan = _Plan(vocab, int(np.prod(shape)), chunk_size)
     body_chunk = jax.checkpoint(chunk, prevent_cse=False, static_argnums=(1,))
 
     def body(j, acc):
@@ -214,33 +281,37 @@ def _stats_tangent(cfg, primals, stats: Stats, tangents) -> Stats:
         fresh = jnp.arange(plan.size, dtype=start.dtype) >= start - clamped
         return tuple(a + c for a, c in zip(acc, body_chunk(clamped, plan.size, fresh)))
 
-    zeros = jnp.zeros((n,), ct)
-    live = [t for t in (dh, dw, db, dcap) if t is not None]
-    acc = _reduction.vary_like((zeros,) * (3 if smooth else 2), h, w, bias, y, cap, *live)
+    zeros = jnp.zeros(shape, ct)
+    live = [t for t in (dh, dw, db, dq, dcw, dcap) if t is not None]
+    count = 1 + (y is not None) + smooth + 2 * (q is not None)
+    acc = _reduction.vary_like((zeros,) * count, h, w, bias, y, q, cw, cap, *live)
     acc = jax.lax.fori_loop(0, plan.count + (plan.tail > 0), body, acc)
     if axis_name is not None:
         acc = jax.lax.psum(acc, axis_name)
-    acc = tuple(jnp.where(rows, a, 0) for a in acc)
-    out = stats._replace(
-        shift=jnp.zeros_like(stats.shift),  # m is a constant for differentiation
-        log_sum=acc[0],
-        target=acc[1],
-    )
+    it = iter(jnp.where(rows, a, 0) for a in acc)
+    out = stats._replace(shift=jnp.zeros_like(stats.shift), log_sum=next(it))  # m is a constant for differentiation
+    if y is not None:
+        out = out._replace(target=next(it))
     if smooth:
-        zero = jnp.zeros_like(acc[0])  # the smoothing mass and the count do not move
-        out = out._replace(smooth_dot=acc[2], smooth_mass=zero, remaining=zero)
+        out = out._replace(smooth_dot=next(it))
+    if q is not None:
+        out = out._replace(dot=next(it), mass=next(it), lost=jnp.zeros_like(stats.shift))  # a count does not move
     return out
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _linear_stats(cfg, h, w, bias, y, cap, rows) -> Stats:
-    """:class:`Stats` (relative to the row max) of the logits ``h @ w.T + bias``, streamed over
-    vocabulary chunks; tokens outside ``rows`` get zero tangents.
+def _linear_stats(cfg, h, w, bias, y, q, cw, cap, rows) -> Stats:
+    """:class:`Stats` (relative to the row max) of the logits ``h @ w.T + bias`` (``[N, V, *K]``
+    for a ``[V, *K, D]`` weight, the class axis 1), streamed over vocabulary chunks, for integer
+    targets ``y`` or probabilities ``q``, with class weights ``cw``; tokens outside ``rows`` get
+    zero tangents. ``smooth_mass`` and ``remaining`` depend on the bias and class weights only:
+    :func:`linear_parts` adds them.
 
     Forward and reverse mode come from one ``jax.custom_jvp`` whose tangent map is linear
-    and recomputes each chunk's logits (:func:`_stats_tangent`).
+    and recomputes each chunk's logits (:func:`_stats_tangent`): autodiff of the streamed
+    loop would save every chunk's logits (``N * V``) for reverse mode.
     """
-    return _primal_stats(cfg, h, w, bias, y, cap, rows)
+    return _primal_stats(cfg, h, w, bias, y, q, cw, cap, rows)
 
 
 @functools.partial(_linear_stats.defjvp, symbolic_zeros=True)
@@ -255,6 +326,7 @@ def linear_cross_entropy(
     targets: Any,
     *,
     bias: Any = None,
+    class_weight: Any = None,
     ignore_index: int | None = -100,
     label_smoothing: Any = 0.0,
     z_loss: Any = 0.0,
@@ -266,47 +338,69 @@ def linear_cross_entropy(
 ) -> jax.Array:
     r"""Fused ``inputs @ weight.T + bias`` and softmax cross-entropy, without the logits.
 
-    Same value and gradients as ``cross_entropy(inputs @ weight.T + bias, targets, ...)``
+    Same value and gradients as ``cross_entropy(inputs @ weight.T + bias, targets, weight=class_weight, ...)``
     (its reference, to float32 precision), but the ``[N, V]`` logits and their gradient
     are never materialised: the loss streams over chunks of the vocabulary with an
     online logsumexp, and the backward pass recomputes each chunk's logits (``8·N·D·V``
     flops instead of ``6·N·D·V``) to contract them at once into the gradients.
 
     .. math::
-        \ell_n = -\sum_c q_{n,c} \log \operatorname{softmax}(W h_n + b)_c
+        \ell_n = -\sum_c w_c\, q_{n,c} \log \operatorname{softmax}(W h_n + b)_c
                  + z \,(\operatorname{logsumexp}(W h_n + b))^2
+
+    with ``q = (1 - ε)·t + ε/V'`` (``t`` one-hot for token ids, the given probabilities
+    otherwise; ``V'`` the entries without a ``-inf`` bias). ``"mean"`` is PyTorch's: for
+    token ids ``Σ ℓ_n / Σ w_{y_n}`` over kept tokens, for probability targets
+    ``Σ ℓ_n / (number of kept tokens)``; an empty mean is 0.0, not NaN.
+
+    PyTorch's ``F.linear_cross_entropy(input, linear_weight, target, linear_bias=b,
+    weight=cw, ...)`` is ``linear_cross_entropy(input, linear_weight, target, bias=b,
+    class_weight=cw, ...)``: ``linear_weight`` is ``weight``, ``linear_bias`` is ``bias``
+    and PyTorch's per-class ``weight`` is ``class_weight`` (``weight`` stays the matrix,
+    so existing calls keep their meaning).
 
     Args:
       inputs: ``[..., D]`` floating hidden states (bf16 stays bf16 in the matmuls, with
         float32 accumulation).
-      weight: ``[V, D]`` output embedding (PyTorch's ``nn.Linear(D, V).weight`` layout).
-      targets: integer token ids of shape ``inputs.shape[:-1]``.
-      bias: optional ``[V]``; ``-inf`` entries remove vocabulary entries (probability 0,
-        no smoothing mass; a target on one gives ``+inf``).
+      weight: ``[V, D]`` output embedding (PyTorch's ``nn.Linear(D, V).weight`` layout), or
+        ``[V, d1, ..., dK, D]`` for PyTorch's K-dimensional loss: the logits are then
+        ``[..., V, d1, ..., dK]`` (class axis right after the batch axes, as in PyTorch) and
+        every position ``(d1, ..., dK)`` is one example with its own ``[V, D]`` slice.
+      targets: integer token ids of shape ``inputs.shape[:-1] + weight.shape[1:-1]``, or
+        floating probabilities (soft labels, e.g. for distillation) of the logits' shape
+        ``inputs.shape[:-1] + weight.shape[:-1]``; they get gradients too.
+      bias: optional ``[V]`` (``[V, d1, ..., dK]`` for the K-dimensional weight); ``-inf``
+        entries remove vocabulary entries (probability 0, no smoothing mass; a target on
+        one gives ``+inf``).
+      class_weight: optional per-class weights ``[V]`` (PyTorch's ``weight``; may be traced,
+        and gets gradients). They weight the smoothing term too, as in PyTorch.
       ignore_index, label_smoothing, z_loss, logit_softcap, reduction: as in
         :func:`jaxent.cross_entropy` (``label_smoothing``, ``z_loss`` and
-        ``logit_softcap`` may be traced).
-      where: optional boolean mask of shape ``inputs.shape[:-1]`` (drops tokens). To
-        remove vocabulary entries use ``bias=-inf`` there.
+        ``logit_softcap`` may be traced; ``z_loss`` is not weighted by ``class_weight``).
+        Probability targets do not use ``ignore_index`` (a non-negative value is an error).
+      where: optional boolean mask of the targets' batch shape
+        ``inputs.shape[:-1] + weight.shape[1:-1]`` (drops tokens or positions). To remove
+        vocabulary entries use ``bias=-inf`` there.
       chunk_size: static number of vocabulary entries per chunk. Temporary memory is
-        about two ``[N, chunk_size]`` float32 blocks; the default keeps one block near
-        16 MiB (and at least 256 entries). V need not be a multiple of it.
+        about two ``[N, chunk_size]`` float32 blocks (times ``d1···dK``); the default keeps
+        one block near 16 MiB (and at least 256 entries). V need not be a multiple of it.
       axis_name: inside ``jax.shard_map``, the mesh axis over which the vocabulary is
-        sharded (Megatron-style): ``weight`` (and ``bias``) hold this device's contiguous
-        ``[V/P, D]`` slice, in device order; ``targets`` stay global ids. Only a ``pmax``
-        and one packed ``psum`` of per-token values cross devices in the forward pass,
-        and one ``psum`` of ``d inputs`` in the backward; ``d weight`` stays sharded.
+        sharded (Megatron-style): ``weight``, ``bias``, ``class_weight`` and probability
+        ``targets`` hold this device's contiguous slice of V, in device order; token ids
+        stay global. Only a ``pmax`` and one packed ``psum`` of per-token values cross
+        devices in the forward pass, and one ``psum`` of ``d inputs`` in the backward;
+        ``d weight`` stays sharded. Not with the K-dimensional weight (a ValueError).
 
     Returns:
-      The loss in float32 (float64 for float64 inputs): shape ``inputs.shape[:-1]`` for
-      ``reduction="none"``, a scalar otherwise.
+      The loss in float32 (float64 for float64 inputs): the targets' batch shape
+      ``inputs.shape[:-1] + weight.shape[1:-1]`` for ``reduction="none"``, a scalar otherwise.
 
     Notes:
-      Gradients flow to ``inputs``, ``weight``, ``bias`` and the traced
-      hyperparameters, in reverse and forward mode (``jax.jvp``, ``jax.jacfwd``,
-      ``jax.linearize``, ``jax.hessian``) from one ``jax.custom_jvp`` rule; reverse-mode
-      memory stays bounded by the chunk. Class weights are not supported (use
-      ``cross_entropy``).
+      Gradients flow to ``inputs``, ``weight``, ``bias``, probability ``targets``,
+      ``class_weight`` and the traced hyperparameters, in reverse and forward mode
+      (``jax.jvp``, ``jax.jacfwd``, ``jax.linearize``, ``jax.hessian``) from one
+      ``jax.custom_jvp`` rule; reverse-mode memory stays bounded by the chunk. Unlike
+      PyTorch, the K-dimensional form also accepts unbatched and multi-axis ``inputs``.
 
     Example:
       >>> import jax, jax.numpy as jnp, jaxent
@@ -316,12 +410,24 @@ def linear_cross_entropy(
       >>> fused = jaxent.linear_cross_entropy(h, w, y, chunk_size=4)
       >>> bool(jnp.allclose(fused, jaxent.cross_entropy(h @ w.T, y), rtol=1e-6))
       True
+      >>> cw = jnp.linspace(0.5, 2.0, 10)
+      >>> weighted = jaxent.linear_cross_entropy(h, w, y, class_weight=cw, label_smoothing=0.1)
+      >>> bool(jnp.allclose(weighted, jaxent.cross_entropy(h @ w.T, y, weight=cw, label_smoothing=0.1)))
+      True
+      >>> soft = jax.nn.softmax(jax.random.normal(jax.random.key(2), (4, 10)))
+      >>> jaxent.linear_cross_entropy(h, w, soft).shape
+      ()
+
+    References:
+      PyTorch 2.13 ``torch.nn.functional.linear_cross_entropy``; Wijmans et al., *Cut Your
+      Losses in Large-Vocabulary Language Models* (2024).
     """
     losses, denominator = linear_parts(
         inputs,
         weight,
         targets,
         bias=bias,
+        class_weight=class_weight,
         ignore_index=ignore_index,
         label_smoothing=label_smoothing,
         z_loss=z_loss,
@@ -348,6 +454,7 @@ def linear_parts(
     reduction,
     chunk_size,
     axis_name,
+    class_weight=None,
 ) -> tuple[jax.Array, jax.Array]:
     """(per-token losses, per-token weights of the "mean" denominator) of :func:`linear_cross_entropy`."""
     fn = "linear_cross_entropy"
@@ -355,48 +462,105 @@ def linear_parts(
     w = _checks.as_array(fn, "weight", weight)
     _checks.check_floating(fn, "inputs", h)
     _checks.check_floating(fn, "weight", w)
-    if h.ndim < 1 or w.ndim != 2 or w.shape[1] != h.shape[-1]:
+    if h.ndim < 1 or w.ndim < 2 or w.shape[-1] != h.shape[-1]:
         raise ValueError(
             f"{fn}: weight has shape {w.shape} but inputs has shape {h.shape}; weight must be "
-            f"[V, D] with D = inputs.shape[-1] = {h.shape[-1] if h.ndim else '?'} (transpose a [D, V] matrix)."
+            f"[V, D] (or [V, d1, ..., dK, D] for the K-dimensional loss) with D = inputs.shape[-1] = "
+            f"{h.shape[-1] if h.ndim else '?'} (transpose a [D, V] matrix)."
         )
-    vocab, dim = w.shape
+    vocab, dim, out = w.shape[0], w.shape[-1], w.shape[1:-1]
+    if out and axis_name is not None:
+        raise ValueError(
+            f"{fn}: axis_name={axis_name!r} needs a [V, D] weight, got the K-dimensional weight of shape {w.shape}; "
+            "shard a [V, D] weight (one call per position), or call it without axis_name."
+        )
     batch = h.shape[:-1]
+    shape = batch + out  # one example per token and position
+    out_text = " + weight.shape[1:-1]" if out else ""
     t = _checks.target_array(fn, targets)
-    if not jnp.issubdtype(t.dtype, jnp.integer):
+    probabilities = bool(jnp.issubdtype(t.dtype, jnp.floating))
+    if probabilities:
+        if t.shape != batch + (vocab,) + out:
+            raise ValueError(
+                f"{fn}: targets has shape {t.shape} and dtype {t.dtype}; floating targets are probabilities of "
+                f"the logits' shape inputs.shape[:-1] + weight.shape[:-1] = {batch + (vocab,) + out}, token ids "
+                f"are integers of shape {shape}: cast token ids with targets.astype(jnp.int32)."
+            )
+        if ignore_index is not None and ignore_index >= 0:
+            raise ValueError(
+                f"{fn}: ignore_index={ignore_index} needs integer targets, but targets are "
+                "probabilities; drop tokens with where= instead (or pass ignore_index=None)."
+            )
+    elif jnp.issubdtype(t.dtype, jnp.integer):
+        _checks.check_same_shape(fn, "targets", t, "inputs.shape[:-1]" + out_text, shape)
+    else:
         raise TypeError(
-            f"{fn}: targets must be integer token ids, got dtype {t.dtype}; cast with targets.astype(jnp.int32)."
+            f"{fn}: targets must be integer token ids or floating probabilities, got dtype {t.dtype}; "
+            "cast token ids with targets.astype(jnp.int32)."
         )
-    _checks.check_same_shape(fn, "targets", t, "inputs.shape[:-1]", batch)
     b = None
     if bias is not None:
         b = _checks.as_array(fn, "bias", bias)
         _checks.check_floating(fn, "bias", b)
-        if b.shape != (vocab,):
+        if b.shape != (vocab,) + out:
             raise ValueError(
-                f"{fn}: bias has shape {b.shape} but weight has {vocab} rows; pass bias of shape ({vocab},)."
+                f"{fn}: bias has shape {b.shape} but weight has shape {w.shape}; pass bias of shape "
+                f"{(vocab,) + out} (weight.shape[:-1])."
             )
-    mask = _checks.elementwise_mask(fn, where, batch, x_name="inputs.shape[:-1]")
+    ct = _checks.compute_dtype(h.dtype)
+    cw = None
+    if class_weight is not None:
+        cw = _checks.as_array(fn, "class_weight", class_weight)
+        if not (jnp.issubdtype(cw.dtype, jnp.floating) or jnp.issubdtype(cw.dtype, jnp.integer)):
+            raise TypeError(f"{fn}: class_weight must be a real array, got dtype {cw.dtype}.")
+        if cw.shape != (vocab,):
+            raise ValueError(
+                f"{fn}: class_weight has shape {cw.shape} but weight has {vocab} rows (classes); "
+                f"pass one weight per class, shape ({vocab},) (PyTorch's weight=)."
+            )
+        cw = cw.astype(ct)
+    mask = _checks.elementwise_mask(fn, where, shape, x_name="inputs.shape[:-1]" + out_text)
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0):
         raise ValueError(f"{fn}: chunk_size must be a positive Python int or None, got {chunk_size!r}.")
     opts = softmax_options(fn, h.dtype, reduction, ignore_index, label_smoothing, z_loss, logit_softcap)
-    ct = _checks.compute_dtype(h.dtype)
     n = int(np.prod(batch))
-    h2, t2 = h.reshape(n, dim), t.reshape(n)
-    kept = jnp.ones((n,), bool) if mask is None else mask.reshape(n)
-    if ignore_index is not None:
-        kept = kept & (t2 != ignore_index)
-    if axis_name is None:
-        y, wy = _checks.checked_labels(fn, t2, vocab, kept, ignore_index, None, ct)
+    k = (int(np.prod(out)),) if out else ()
+    # The K-dimensional form as one [V, K, D] weight: logits [N, V, K], statistics [N, K].
+    h2, w2 = h.reshape(n, dim), w.reshape((vocab,) + k + (dim,))
+    b2 = None if b is None else b.reshape((vocab,) + k)
+    kept = jnp.ones((n,) + k, bool) if mask is None else mask.reshape((n,) + k)
+    y = q = wy = None
+    if probabilities:
+        q = t.reshape((n, vocab) + k)
     else:
-        y, wy = sharded_labels(fn, t2, vocab, kept, ignore_index, None, axis_name, ct)
-    stats = _linear_stats((opts.smooth, chunk_size, axis_name), h2, w, b, y, opts.cap, kept)
-    return softmax_losses(stats, kept, wy, opts).reshape(batch), wy.reshape(batch)
+        t2 = t.reshape((n,) + k)
+        if ignore_index is not None:
+            kept = kept & (t2 != ignore_index)
+        if axis_name is None:
+            y, wy = _checks.checked_labels(fn, t2, vocab, kept, ignore_index, cw, ct)
+        else:
+            y, wy = sharded_labels(fn, t2, vocab, kept, ignore_index, cw, axis_name, ct)
+    stats = _linear_stats((opts.smooth, chunk_size, axis_name), h2, w2, b2, y, q, cw, opts.cap, kept)
+    if opts.smooth:
+        # The classes that get smoothing mass (no -inf bias) and their total class weight:
+        # plain JAX of the bias and class weights (their gradients come from autodiff).
+        live = jnp.ones((vocab,) + k, bool) if b2 is None else b2 > -jnp.inf
+        remaining = jnp.sum(live.astype(ct), axis=0)
+        mass = remaining if cw is None else jnp.sum(jnp.where(live, cw.reshape((vocab,) + (1,) * len(k)), 0), axis=0)
+        if axis_name is not None:
+            remaining, mass = jax.lax.psum((remaining, mass), axis_name)
+        stats = stats._replace(
+            smooth_mass=jnp.broadcast_to(mass, kept.shape), remaining=jnp.broadcast_to(remaining, kept.shape)
+        )
+    losses = softmax_losses(stats, kept, wy, opts).reshape(shape)
+    return losses, (kept if wy is None else wy).reshape(shape)
 
 
 @loss_object
 class LinearCrossEntropyLoss(LossObject):
     """:func:`linear_cross_entropy` as a frozen dataclass pytree: ``loss(inputs, weight, targets)``.
+
+    ``bias``, ``class_weight`` and the numeric hyperparameters are pytree leaves.
 
     Example:
       >>> import jax.numpy as jnp, jaxent
@@ -407,6 +571,7 @@ class LinearCrossEntropyLoss(LossObject):
 
     function: ClassVar = staticmethod(linear_cross_entropy)
     bias: Any = None
+    class_weight: Any = None
     ignore_index: int | None = static_field(default=-100)
     label_smoothing: Any = 0.0
     z_loss: Any = 0.0

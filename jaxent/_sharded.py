@@ -112,6 +112,7 @@ def sharded_linear_cross_entropy(
     vocab_axis: str,
     batch_axis: str | None = None,
     bias: Any = None,
+    class_weight: Any = None,
     ignore_index: int | None = -100,
     label_smoothing: Any = 0.0,
     z_loss: Any = 0.0,
@@ -124,10 +125,12 @@ def sharded_linear_cross_entropy(
 
     Runs ``linear_cross_entropy(..., axis_name=vocab_axis)`` under ``jax.shard_map`` on
     ``mesh``: each device of ``vocab_axis`` holds a contiguous ``[V/P, D]`` slice of the
-    weight (and ``bias``), ``inputs[..., D]`` and ``targets`` are split along their leading
-    axis over ``batch_axis`` (if given). Neither logits nor the weight are gathered: per
-    token, a ``pmax`` and one packed ``psum`` in the forward pass, one ``psum`` of
-    ``d inputs`` in the backward; ``d weight`` stays sharded. "mean" is the global mean.
+    weight (and of ``bias``, ``class_weight`` and probability ``targets``), ``inputs[..., D]``
+    and ``targets`` are split along their leading axis over ``batch_axis`` (if given). The
+    K-dimensional weight ``[V, d1, ..., dK, D]`` is not supported here (a ValueError).
+    Neither logits nor the weight are gathered: per token, a ``pmax`` and one packed ``psum``
+    in the forward pass, one ``psum`` of ``d inputs`` in the backward; ``d weight`` stays
+    sharded. "mean" is the global mean.
 
     Example:
       >>> import jax, jax.numpy as jnp, jaxent
@@ -141,13 +144,19 @@ def sharded_linear_cross_entropy(
     h = _checks.as_array(fn, "inputs", inputs)
     w = _checks.as_array(fn, "weight", weight)
     if h.ndim < 1 or w.ndim != 2:
-        raise ValueError(f"{fn}: inputs must be [..., D] and weight [V, D], got shapes {h.shape} and {w.shape}.")
+        raise ValueError(
+            f"{fn}: inputs must be [..., D] and weight [V, D], got shapes {h.shape} and {w.shape}; the "
+            "K-dimensional weight [V, d1, ..., dK, D] is not sharded: call linear_cross_entropy on one device."
+        )
     _checks.check_reduction(fn, reduction)
     _check_mesh(fn, mesh, vocab_axis, batch_axis, w.shape[0])
     rest = (None,) * (h.ndim - 2)
     h_spec = P(batch_axis, *rest, None) if h.ndim > 1 else P(None)
     y_spec = P(batch_axis, *rest) if h.ndim > 1 else P()
-    specs = (h_spec, P(vocab_axis, None), y_spec, P(vocab_axis), y_spec)
+    t = _checks.target_array(fn, targets)
+    # Probability targets [..., V] are split along V like the weight; token ids are global.
+    t_spec = P(*h_spec[:-1], vocab_axis) if jnp.issubdtype(t.dtype, jnp.floating) else y_spec
+    specs = (h_spec, P(vocab_axis, None), t_spec, P(vocab_axis), y_spec, P(vocab_axis))
     options = dict(
         ignore_index=ignore_index,
         label_smoothing=label_smoothing,
@@ -156,12 +165,12 @@ def sharded_linear_cross_entropy(
         chunk_size=chunk_size,
     )
 
-    def local(h, w, y, b, m):
+    def local(h, w, y, b, m, cw):
         losses, denominator = linear_parts(
-            h, w, y, bias=b, where=m, reduction=reduction, axis_name=vocab_axis, **options
+            h, w, y, bias=b, class_weight=cw, where=m, reduction=reduction, axis_name=vocab_axis, **options
         )
         return _reduction.reduce(losses, reduction, denominator, axis_name=batch_axis)
 
     out = y_spec if reduction == "none" else P()
     mapped = jax.shard_map(local, mesh=mesh, in_specs=specs, out_specs=out)
-    return mapped(*_placed(mesh, specs, (h, w, targets, bias, where)))
+    return mapped(*_placed(mesh, specs, (h, w, t, bias, where, class_weight)))

@@ -17,10 +17,12 @@ upcast, and the program is the same on every backend (XLA:CPU workarounds live i
 from __future__ import annotations
 
 import functools
+from collections.abc import Hashable
 from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxent import _backend, _checks, _reduction
 from jaxent._objects import LossObject, loss_object, static_field
@@ -397,18 +399,18 @@ def softmax_losses(stats: Stats, kept: jax.Array, class_weight: jax.Array | None
 
 
 def cross_entropy(
-    logits: Any,
-    targets: Any,
+    logits: ArrayLike,
+    targets: ArrayLike,
     *,
     axis: int | tuple[int, ...] = -1,
-    weight: Any = None,
+    weight: ArrayLike | None = None,
     ignore_index: int | None = -100,
-    label_smoothing: Any = 0.0,
-    z_loss: Any = 0.0,
-    logit_softcap: Any = None,
-    where: Any = None,
-    reduction: str = "mean",
-    axis_name: Any = None,
+    label_smoothing: ArrayLike = 0.0,
+    z_loss: ArrayLike = 0.0,
+    logit_softcap: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: _reduction.Reduction = "mean",
+    axis_name: Hashable | None = None,
 ) -> jax.Array:
     r"""Softmax cross-entropy with PyTorch's options, safe at ``-inf`` and in bfloat16.
 
@@ -539,14 +541,14 @@ def sharded_labels(fn, targets, local_classes, kept, ignore_index, weight, axis_
 
 
 def nll_loss(
-    log_probs: Any,
-    targets: Any,
+    log_probs: ArrayLike,
+    targets: ArrayLike,
     *,
     axis: int | tuple[int, ...] = -1,
-    weight: Any = None,
+    weight: ArrayLike | None = None,
     ignore_index: int | None = -100,
-    where: Any = None,
-    reduction: str = "mean",
+    where: ArrayLike | None = None,
+    reduction: _reduction.Reduction = "mean",
 ) -> jax.Array:
     r"""Negative log-likelihood of log-probabilities, PyTorch's ``nll_loss``.
 
@@ -628,13 +630,13 @@ class CrossEntropyLoss(LossObject):
 
     function: ClassVar = staticmethod(cross_entropy)
     axis: int | tuple[int, ...] = static_field(default=-1)
-    weight: Any = None
+    weight: ArrayLike | None = None
     ignore_index: int | None = static_field(default=-100)
-    label_smoothing: Any = 0.0
-    z_loss: Any = 0.0
-    logit_softcap: Any = None
-    reduction: str = static_field(default="mean")
-    axis_name: str | None = static_field(default=None)
+    label_smoothing: ArrayLike = 0.0
+    z_loss: ArrayLike = 0.0
+    logit_softcap: ArrayLike | None = None
+    reduction: _reduction.Reduction = static_field(default="mean")
+    axis_name: Hashable | None = static_field(default=None)
 
 
 @loss_object
@@ -649,6 +651,60 @@ class NLLLoss(LossObject):
 
     function: ClassVar = staticmethod(nll_loss)
     axis: int | tuple[int, ...] = static_field(default=-1)
-    weight: Any = None
+    weight: ArrayLike | None = None
     ignore_index: int | None = static_field(default=-100)
-    reduction: str = static_field(default="mean")
+    reduction: _reduction.Reduction = static_field(default="mean")
+
+
+def smooth_labels(
+    labels: ArrayLike,
+    alpha: ArrayLike,
+    *,
+    axis: int | tuple[int, ...] = -1,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    r"""Label smoothing of one-hot (or soft) labels, optax's ``smooth_labels``.
+
+    .. math::
+        \tilde y_c = (1 - \alpha)\, y_c + \alpha / K
+
+    with ``K`` the number of classes over ``axis`` (those kept by ``where``). A utility, not a
+    loss: pass the result to :func:`cross_entropy` as probability targets (or use
+    ``cross_entropy(..., label_smoothing=α)``, which needs no ``[N, C]`` array).
+
+    Args:
+      labels: floating labels ``[..., C, ...]``.
+      alpha: the smoothing factor in ``[0, 1]`` (may be traced; checked when concrete).
+      axis: static class axis, or a tuple of axes that together form the classes.
+      where: optional boolean mask of ``labels.shape``: the classes to keep. Decision: masked
+        classes get 0 (no smoothing mass, as ``cross_entropy`` treats them; optax returns
+        ``(1 - α) y + α / K`` there too), and ``K`` counts the kept classes of each row.
+
+    Returns:
+      The smoothed labels, of ``labels.shape`` and dtype.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxent
+      >>> jaxent.smooth_labels(jnp.array([[0.0, 1.0, 0.0, 0.0]]), 0.2).tolist()
+      [[0.05..., 0.85..., 0.05..., 0.05...]]
+
+    References:
+      Müller, Kornblith & Hinton, *When does label smoothing help?*, NeurIPS 2019.
+    """
+    fn = "smooth_labels"
+    y = _checks.as_array(fn, "labels", labels)
+    _checks.check_floating(fn, "labels", y)
+    axes = _checks.canonical_axes(fn, axis, y.ndim, y.shape, "labels")
+    _checks.check_range(fn, "alpha", alpha, 0.0, 1.0)
+    a = _checks.hyperparameter(alpha, y.dtype)
+    if where is None:
+        k = 1
+        for i in axes:
+            k *= y.shape[i]
+        # (1 - α) y + α / K, in the labels' dtype.
+        return (1 - a) * y + a / jnp.asarray(k, y.dtype)
+    m = _checks.elementwise_mask(fn, where, y.shape, x_name="labels")
+    assert m is not None
+    kept = jnp.sum(m, axis=axes, keepdims=True).astype(y.dtype)
+    # Double where: a row with no class kept divides by 1 and returns 0.
+    return jnp.where(m, (1 - a) * y + a / jnp.where(kept > 0, kept, 1), 0)

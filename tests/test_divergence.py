@@ -508,3 +508,139 @@ def test_programs_are_backend_neutral(log_target):
         f = lambda a, b: jaxent.kl_divergence(a, b, log_target=log_target, where=where)
         for g in (f, jax.value_and_grad(f, (0, 1))):
             programs.assert_backend_neutral(g, lq, tt)
+
+
+# --------------------------------------------------------------------------------------
+# generalized_kl_divergence (and optax's deprecated convex_kl_divergence), smooth_labels.
+
+_gkl = jax.jit(jaxent.generalized_kl_divergence, static_argnames=("log_target", "axis", "reduction"))
+
+
+def unnormalised_of(shape, seed=0, zeros=0.0):
+    rng = np.random.default_rng(seed)
+    return jnp.asarray(rng.uniform(0.1, 2.0, size=shape) * (rng.random(shape) >= zeros))
+
+
+def test_generalized_kl_golden_optax_and_reference():
+    log_q, t = jnp.log(jnp.array([[0.5, 1.0, 2.0]])), jnp.array([[1.0, 1.0, 0.0]])
+    # 1·log(1/0.5) + 0.5 - 1, + 0 + 1 - 1, + 0 + 2 - 0 = log 2 + 1.5.
+    assert_close(jaxent.generalized_kl_divergence(log_q, t, reduction="none"), [math.log(2) + 1.5], LOSS[F64])
+    cases = 0
+    for shape, axis in (((4, 5), -1), ((2, 5, 3), 1)):
+        lq, t = jnp.log(unnormalised_of(shape, 1)), unnormalised_of(shape, 2, zeros=0.2)
+        want = optax.losses.generalized_kl_divergence(lq, t, axis=axis)
+        assert_close(_gkl(lq, t, axis=axis, reduction="none"), want, PARITY)
+        with pytest.warns(DeprecationWarning):
+            old = optax.losses.convex_kl_divergence(lq, t, axis=axis)
+        assert_close(jaxent.convex_kl_divergence(lq, t, axis=axis, reduction="none"), old, PARITY)
+        for reduction in REDUCTIONS:
+            got = _gkl(lq, t, axis=axis, reduction=reduction)
+            assert_close(got, ref.generalized_kl_divergence(lq, t, axis=axis, reduction=reduction), LOSS[F64])
+        # The gradient in log q is optax's; in t, optax's is NaN at zero targets: compare where t > 0.
+        g = jax.grad(lambda a, b: _gkl(a, b, axis=axis, reduction="sum"), (0, 1))(lq, t)
+        w = jax.grad(lambda a, b: jnp.sum(optax.losses.generalized_kl_divergence(a, b, axis=axis)), (0, 1))(lq, t)
+        assert_close(g[0], w[0], PARITY)
+        pos = np.asarray(t) > 0
+        assert_close(np.asarray(g[1])[pos], np.asarray(w[1])[pos], PARITY)
+        assert np.all(np.isfinite(g[1]))
+        cases += 1
+    assert cases == 2
+    # Normalised inputs: the plain KL divergence.
+    lq, t = log_probs_of((3, C), 3), probs_of((3, C), 4)
+    assert_close(_gkl(lq, t), jaxent.kl_divergence(lq, t), LOSS[F64])
+
+
+def test_generalized_kl_masks_log_target_grads_and_objects():
+    lq, t = jnp.log(unnormalised_of((4, C), 5)), unnormalised_of((4, C), 6, zeros=0.2)
+    cm = jnp.asarray(np.random.default_rng(7).random((4, C)) > 0.3).at[2].set(False)
+    for reduction in REDUCTIONS:
+        got = _gkl(lq, t, where=cm, reduction=reduction)
+        assert_close(got, ref.generalized_kl_divergence(lq, t, where=cm, reduction=reduction), LOSS[F64])
+    want = optax.losses.generalized_kl_divergence(lq, t, where=cm)
+    assert_close(_gkl(lq, t, where=cm, reduction="none"), jnp.where(jnp.any(cm, -1), want, 0), PARITY)
+    rows = jnp.array([True, False, True, True])
+    keep = np.asarray(rows)
+    padded = jnp.where(rows[:, None], lq, jnp.nan)
+    loss, g = jax.value_and_grad(lambda a: _gkl(a, t, where=rows))(padded)
+    assert_close(loss, _gkl(lq[keep], t[keep]), LOSS[F64])
+    assert np.all(np.asarray(g)[~keep] == 0)
+    # log_target: the same loss with targets in log space (log 0 = -inf exact).
+    assert_close(_gkl(lq, jnp.log(t), log_target=True), _gkl(lq, t), LOSS[F64])
+    ga = jax.grad(lambda a, b: _gkl(a, b, where=cm), (0, 1))(lq, t)
+    gr = jax.grad(lambda a, b: ref.generalized_kl_divergence(a, b, where=cm), (0, 1))(lq, t + 0.0)
+    assert_close(ga[0], gr[0], GRAD[F64])
+    pos = np.asarray(t) > 0
+    assert_close(np.asarray(ga[1])[pos], np.asarray(gr[1])[pos], GRAD[F64])
+    tp = t + 0.1  # strictly positive: the function is smooth in both arguments
+    check_grads(lambda a, b: _gkl(a, b, where=cm), (lq, tp), order=2, modes=["fwd", "rev"])
+    check_grads(lambda a, b: _gkl(a, b, log_target=True), (lq, jnp.log(tp)), order=2, modes=["fwd", "rev"])
+    # Extremes: -inf log q with zero target is exact 0 (q = 0), with a positive one +inf; no NaN gradient.
+    lq_inf = lq.at[0, 0].set(-jnp.inf).at[1, 1].set(-jnp.inf)
+    t_inf = t.at[0, 0].set(0.0).at[1, 1].set(1.0)
+    losses = _gkl(lq_inf, t_inf, reduction="none")
+    assert np.isfinite(losses[0]) and losses[1] == jnp.inf
+    assert np.all(np.isfinite(jax.grad(lambda a, b: _gkl(a, b, reduction="sum"), (0, 1))(lq_inf, t_inf)))
+    big = _gkl(jnp.full((2, 3), 30.0), jnp.full((2, 3), 1e13), reduction="none")
+    assert np.all(np.isfinite(big))
+    # eager = jit = vmap; dtypes; the loss object; empty mean.
+    f = functools.partial(jaxent.generalized_kl_divergence, reduction="none")
+    assert_close(jax.vmap(f)(lq, t), f(lq, t), LOSS[F64])
+    loss, g = jax.value_and_grad(lambda a: _gkl(a, t, where=jnp.zeros((4,), bool)))(lq)
+    assert loss == 0 and np.all(g == 0)
+    lb, tb = lq.astype(jnp.bfloat16), t.astype(jnp.bfloat16)
+    assert _gkl(lb, tb).dtype == jnp.float32
+    assert_close(_gkl(lb, tb), ref.generalized_kl_divergence(lb, tb), LOSS[jnp.dtype(jnp.bfloat16)])
+    assert jax.grad(_gkl)(lb, tb).dtype == jnp.bfloat16
+    obj = jaxent.GeneralizedKLDivLoss(reduction="sum")
+    assert jax.tree_util.tree_leaves(obj) == []
+    assert_close(jax.jit(lambda o, a, b: o(a, b))(obj, lq, t), _gkl(lq, t, reduction="sum"), LOSS[F64])
+    assert_close(jaxent.convex_kl_divergence(lq, t, where=cm), _gkl(lq, t, where=cm), LOSS[F64])
+
+
+@pytest.mark.parametrize("fn", [jaxent.generalized_kl_divergence, jaxent.convex_kl_divergence])
+def test_generalized_kl_bad_input(fn):
+    name = fn.__name__
+    with pytest.raises(TypeError, match=f"{name}: targets must be a floating-point array"):
+        fn(np.zeros((4, 3)), np.zeros((4, 3), np.int32))
+    with pytest.raises(ValueError, match=rf"{name}: targets has shape \(4,\) but log_predictions has shape \(4, 3\)"):
+        fn(np.zeros((4, 3)), np.zeros((4,)))
+    with pytest.raises(ValueError, match=f"{name}: reduction must be one of"):
+        fn(np.zeros((4, 3)), np.zeros((4, 3)), reduction="batchmean")
+    with pytest.raises(ValueError, match=rf"{name}: where has shape \(3,\)"):
+        fn(np.zeros((4, 3)), np.zeros((4, 3)), where=np.ones((3,), bool))
+    with pytest.raises(TypeError, match=f"{name}: log_target must be a Python bool"):
+        fn(np.zeros((4, 3)), np.zeros((4, 3)), log_target="yes")
+
+
+def test_smooth_labels_matches_optax_and_reference():
+    y = jax.nn.one_hot(jnp.array([0, 2, 1]), 4, dtype=F64)
+    for alpha in (0.0, 0.1, 1.0):
+        assert_close(jaxent.smooth_labels(y, alpha), optax.smooth_labels(y, alpha), PARITY)
+        assert_close(jaxent.smooth_labels(y, alpha), ref.smooth_labels(y, alpha), LOSS[F64])
+    y3 = jnp.moveaxis(jax.nn.one_hot(jnp.array([[0, 2], [1, 1]]), 3, dtype=F64), -1, 1)
+    assert_close(jaxent.smooth_labels(y3, 0.3, axis=1), optax.smooth_labels(y3, 0.3, axis=1), PARITY)
+    # where: optax's values on the kept classes; 0 on the masked ones (jaxent's decision).
+    m = jnp.array([[True, True, False, True], [True, False, True, True], [False, False, False, False]])
+    got = jaxent.smooth_labels(y, 0.2, where=m)
+    with jax.numpy_dtype_promotion("standard"):
+        want = optax.smooth_labels(y, 0.2, where=m)
+    assert_close(jnp.where(m, got, 0), jnp.where(m, want, 0), PARITY)
+    assert np.all(np.asarray(got)[~np.asarray(m)] == 0)
+    assert_close(got, ref.smooth_labels(y, 0.2, where=m), LOSS[F64])
+    # Smoothed one-hot targets in cross_entropy equal its label_smoothing option.
+    x = jnp.asarray(np.random.default_rng(8).normal(size=(3, 4)))
+    assert_close(
+        jaxent.cross_entropy(x, jaxent.smooth_labels(y, 0.1)),
+        jaxent.cross_entropy(x, jnp.array([0, 2, 1]), label_smoothing=0.1),
+        LOSS[F64],
+    )
+    assert jaxent.smooth_labels(y.astype(jnp.bfloat16), 0.1).dtype == jnp.bfloat16
+    assert_close(jax.jit(jaxent.smooth_labels)(y, 0.1), jaxent.smooth_labels(y, 0.1), LOSS[F64])
+    g = jax.grad(lambda a: jnp.sum(jaxent.smooth_labels(y, a) * x))(0.1)
+    assert_close(g, jnp.sum((1 / 4 - y) * x), GRAD[F64])
+    with pytest.raises(ValueError, match=r"smooth_labels: alpha must lie in \[0.0, 1.0\], got 1.5"):
+        jaxent.smooth_labels(y, 1.5)
+    with pytest.raises(TypeError, match="smooth_labels: labels must be a floating-point array"):
+        jaxent.smooth_labels(jnp.array([0, 1]), 0.1)
+    with pytest.raises(ValueError, match=r"smooth_labels: where has shape \(3,\) but labels has shape \(3, 4\)"):
+        jaxent.smooth_labels(y, 0.1, where=jnp.ones((3,), bool))

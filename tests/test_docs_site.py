@@ -5,10 +5,12 @@ content honest without a build (the last test builds it when mkdocs is installed
 """
 
 import doctest
+import importlib.util
 import inspect
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 
@@ -86,25 +88,54 @@ TORCH_COUNTERPARTS = {
     "kl_div": "kl_divergence",
     "multi_margin_loss": "multi_margin_loss",
     "mse_loss": "mse_loss",
-    "multilabel_soft_margin_loss": "binary_cross_entropy_with_logits",
-    "soft_margin_loss": "binary_cross_entropy_with_logits",
+    "ctc_loss": "ctc_loss",
+    "multilabel_soft_margin_loss": "multilabel_soft_margin_loss",
+    "soft_margin_loss": "soft_margin_loss",
+    "multilabel_margin_loss": "multilabel_margin_loss",
+    "l1_loss": "l1_loss",
+    "smooth_l1_loss": "smooth_l1_loss",
+    "huber_loss": "huber_loss",
+    "poisson_nll_loss": "poisson_nll_loss",
+    "gaussian_nll_loss": "gaussian_nll_loss",
+    "cosine_embedding_loss": "cosine_embedding_loss",
+    "margin_ranking_loss": "margin_ranking_loss",
+    "hinge_embedding_loss": "hinge_embedding_loss",
+    "triplet_margin_loss": "triplet_margin_loss",
+    "triplet_margin_with_distance_loss": "triplet_margin_with_distance_loss",
 }
 OPTAX_COUNTERPARTS = {
     "softmax_cross_entropy": "cross_entropy",
     "softmax_cross_entropy_with_integer_labels": "cross_entropy",
     "safe_softmax_cross_entropy": "cross_entropy",
-    "smooth_labels": "cross_entropy",
+    "smooth_labels": "smooth_labels",
     "sigmoid_binary_cross_entropy": "binary_cross_entropy_with_logits",
     "sigmoid_focal_loss": "sigmoid_focal_loss",
     "poly_loss_cross_entropy": "poly1_cross_entropy",
     "kl_divergence": "kl_divergence",
     "kl_divergence_with_log_targets": "kl_divergence",
     "hinge_loss": "hinge_loss",
-    "perceptron_loss": "hinge_loss",
+    "perceptron_loss": "perceptron_loss",
     "multiclass_hinge_loss": "multiclass_hinge_loss",
-    "multiclass_perceptron_loss": "multiclass_hinge_loss",
+    "multiclass_perceptron_loss": "multiclass_perceptron_loss",
     "squared_error": "mse_loss",
-    "l2_loss": "mse_loss",
+    "ctc_loss": "ctc_loss",
+    "ctc_loss_with_forward_probs": "ctc_loss",
+    "l2_loss": "l2_loss",
+    "huber_loss": "huber_loss",
+    "log_cosh": "log_cosh",
+    "cosine_similarity": "cosine_similarity",
+    "cosine_distance": "cosine_distance",
+    "ntxent": "ntxent",
+    "triplet_margin_loss": "triplet_margin_loss",
+    "generalized_kl_divergence": "generalized_kl_divergence",
+    "convex_kl_divergence": "convex_kl_divergence",
+    "sparsemax_loss": "sparsemax_loss",
+    "multiclass_sparsemax_loss": "multiclass_sparsemax_loss",
+    "make_fenchel_young_loss": "make_fenchel_young_loss",
+    "ranking_softmax_loss": "ranking_softmax_loss",
+    "dice_loss": "dice_loss",
+    "binary_dice_loss": "binary_dice_loss",
+    "multiclass_generalized_dice_loss": "multiclass_generalized_dice_loss",
 }
 
 
@@ -263,6 +294,39 @@ def test_autodiff_table_is_true():
         "multi_margin_loss": lambda a: jaxent.multi_margin_loss(a, y),
         "multiclass_hinge_loss": lambda a: jaxent.multiclass_hinge_loss(a, y),
         "mse_loss": lambda a: jaxent.mse_loss(a, jnp.zeros_like(a)),
+        "generalized_kl_divergence": lambda a: jaxent.generalized_kl_divergence(a, jnp.full_like(a, 0.5)),
+        "convex_kl_divergence": lambda a: jaxent.convex_kl_divergence(a, jnp.full_like(a, 0.5)),
+        "sparsemax_loss": lambda a: jaxent.sparsemax_loss(a, ones),
+        "multiclass_sparsemax_loss": lambda a: jaxent.multiclass_sparsemax_loss(a, y),
+        "make_fenchel_young_loss": lambda a: jaxent.make_fenchel_young_loss(jax.nn.logsumexp)(a, ones / 3),
+        "ranking_softmax_loss": lambda a: jaxent.ranking_softmax_loss(a, ones),
+        "dice_loss": lambda a: jaxent.dice_loss(a[None], ones[None]),
+        "binary_dice_loss": lambda a: jaxent.binary_dice_loss(a, ones),
+        "multiclass_generalized_dice_loss": lambda a: jaxent.multiclass_generalized_dice_loss(a[None], ones[None]),
+        "smooth_labels": lambda a: jnp.sum(jaxent.smooth_labels(jax.nn.softmax(a), 0.1) * a),
+        "ctc_loss": lambda a: jaxent.ctc_loss(a[None], jnp.array([[1]])),
+        "l1_loss": lambda a: jaxent.l1_loss(a, jnp.zeros_like(a)),
+        "smooth_l1_loss": lambda a: jaxent.smooth_l1_loss(a, jnp.zeros_like(a)),
+        "huber_loss": lambda a: jaxent.huber_loss(a, jnp.zeros_like(a)),
+        "log_cosh": lambda a: jaxent.log_cosh(a, jnp.zeros_like(a)),
+        "l2_loss": lambda a: jaxent.l2_loss(a, jnp.zeros_like(a)),
+        "poisson_nll_loss": lambda a: jaxent.poisson_nll_loss(a, ones),
+        "gaussian_nll_loss": lambda a: jaxent.gaussian_nll_loss(a, jnp.zeros_like(a), ones),
+        "perceptron_loss": lambda a: jaxent.perceptron_loss(a, ones),
+        "multiclass_perceptron_loss": lambda a: jaxent.multiclass_perceptron_loss(a, y),
+        "soft_margin_loss": lambda a: jaxent.soft_margin_loss(a, ones),
+        "multilabel_soft_margin_loss": lambda a: jaxent.multilabel_soft_margin_loss(a, ones),
+        "multilabel_margin_loss": lambda a: jaxent.multilabel_margin_loss(a, jnp.array([[0, -1, -1], [1, 2, -1]])),
+        "cosine_similarity": lambda a: jaxent.cosine_similarity(a, ones, reduction="mean"),
+        "cosine_distance": lambda a: jaxent.cosine_distance(a, ones, reduction="mean"),
+        "cosine_embedding_loss": lambda a: jaxent.cosine_embedding_loss(a, ones, jnp.array([1, -1])),
+        "margin_ranking_loss": lambda a: jaxent.margin_ranking_loss(a, jnp.zeros_like(a), ones),
+        "hinge_embedding_loss": lambda a: jaxent.hinge_embedding_loss(a, ones),
+        "triplet_margin_loss": lambda a: jaxent.triplet_margin_loss(a, jnp.zeros_like(a), ones),
+        "triplet_margin_with_distance_loss": lambda a: jaxent.triplet_margin_with_distance_loss(
+            a, jnp.zeros_like(a), ones
+        ),
+        "ntxent": lambda a: jaxent.ntxent(a, jnp.array([0, 0])),
     }
     table = _forward_mode_table()
     losses = [n for n in PUBLIC_FUNCTIONS if n != "mean_denominator" and not n.startswith("sharded_")]
@@ -295,6 +359,51 @@ def test_site_builds_strict(tmp_path):
     softmax = (site / "api" / "softmax" / "index.html").read_text()
     assert 'class="arithmatex"' in softmax and r"\log p_{n,c}" in softmax  # the formula, for KaTeX
     assert 'href="#jaxent.cross_entropy"' in softmax or 'id="jaxent.cross_entropy"' in softmax
+    # Signatures are formatted one parameter per line (mkdocstrings runs ruff, in the docs extra).
+    assert re.search(r'class="nf">cross_entropy</span><span class="p">\(</span>\n', softmax), "signature not wrapped"
+    # Inline formulas of the docstrings are maths, not code spans.
+    assert r'<span class="arithmatex">\(\ell _n = -w_{y_n}' in softmax
     for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
         html = (site / "notebooks" / notebook.stem / "index.html").read_text()
         assert "data:image/png;base64," in html, f"{notebook.name}: no plot rendered"
+    check_site = _check_site()
+    assert check_site.remote_resources(site) == []
+    if shutil.which(os.environ.get("CHROMIUM", "chromium")):  # .ci/run installs it and runs docs/check_site.py too
+        assert check_site.main([str(site)]) == 0
+
+
+def _check_site():
+    spec = importlib.util.spec_from_file_location("check_site", DOCS / "check_site.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_site_loads_katex_from_the_site_itself():
+    config = (ROOT / "mkdocs.yml").read_text()
+    assets = re.findall(r"^  - (\S+)$", config.split("extra_javascript:", 1)[1].split("\nnav:", 1)[0], re.M)
+    assert assets and not [a for a in assets if "//" in a], "extra_javascript/extra_css load from another host"
+    for asset in assets:
+        assert (DOCS / asset).is_file(), asset
+    css = (DOCS / "javascripts" / "katex" / "katex.min.css").read_text()
+    fonts = re.findall(r"url\((fonts/[\w-]+\.woff2)\)", css)
+    assert len(fonts) >= 20 and all((DOCS / "javascripts" / "katex" / f).is_file() for f in fonts)
+    assert not [u for u in re.findall(r"url\(([^)]+)\)", css) if not u.endswith(".woff2")], "a font not vendored"
+
+
+def test_check_site_catches_raw_maths_and_remote_assets(tmp_path):
+    check_site = _check_site()
+    page = check_site._parse(
+        '<script src="https://unpkg.com/katex.js"></script><link rel="stylesheet" href="//cdn/x.css">'
+        "<p>typeset <span class='katex'>x</span>, raw \\(x\\) and $$y$$</p><pre>code \\(kept\\)</pre>"
+    )
+    assert page.resources == ["https://unpkg.com/katex.js", "//cdn/x.css"] and page.katex == 1
+    assert [m.group(0) for m in check_site.RAW_MATH.finditer(" ".join(page.text))] == ["\\(", "$$", "$$"]
+    (tmp_path / "index.html").write_text('<html><body><link rel="stylesheet" href="https://x.org/a.css"></body></html>')
+    assert check_site.remote_resources(tmp_path) == ["index.html: https://x.org/a.css"]
+    if shutil.which(os.environ.get("CHROMIUM", "chromium")):  # the rendered text, after the page's scripts
+        (tmp_path / "raw.html").write_text(
+            "<html><body><p id=p></p><script>p.textContent = '$$x$$'</script></body></html>"
+        )
+        failures = check_site.check_page(check_site.chromium(), tmp_path, tmp_path / "raw.html")
+        assert len(failures) == 1 and "raw maths" in failures[0]

@@ -130,6 +130,15 @@ def test_svm(tmp_path):
     assert_png(tmp_path / "svm.png")
 
 
+def test_ctc_alignment(tmp_path):
+    _, summary = run_example("ctc_alignment.py", "--steps", "250", "--plot", "ctc.png", cwd=tmp_path)
+    # Learned from unsegmented frames: greedy decoding reads most held-out sequences exactly.
+    assert number(r"test loss ([\d.]+)", summary) < number(r"first loss ([\d.]+)", summary) / 10
+    assert number(r"greedy decoding exact ([\d.]+)", summary) > 0.8
+    assert number(r"label error rate ([\d.]+)", summary) < 0.1
+    assert_png(tmp_path / "ctc.png")
+
+
 def test_tiny_language_model(tmp_path):
     out, summary = run_example(
         "tiny_language_model.py", "--steps", "300", "--sample", "40", "--plot", "lm.png", cwd=tmp_path

@@ -794,3 +794,407 @@ def test_label_checks_carry_no_effect_outside_checkify():
     with pytest.raises(checkify.JaxRuntimeError, match=r"targets contain the label 7, outside \[0, 4\)"):
         checked(jnp.zeros((2, 3, 4)), jnp.array([[1, 2, 0], [1, 7, 0]], jnp.int32))[0].throw()
     checked(jnp.zeros((2, 3, 4)), jnp.array([[1, 2, 0], [1, 3, 0]], jnp.int32))[0].throw()
+
+
+# ======================================================================================
+# Issue 15: perceptron_loss, multiclass_perceptron_loss (optax), soft_margin_loss,
+# multilabel_soft_margin_loss, multilabel_margin_loss (PyTorch).
+
+
+def label_lists_of(shape, seed):
+    """PyTorch-style -1-terminated class lists of ``shape`` [..., C] (some rows empty, some repeats)."""
+    rng = np.random.default_rng(seed)
+    c = shape[-1]
+    out = np.full(shape, -1, np.int32)
+    for idx in np.ndindex(shape[:-1]):
+        k = rng.integers(0, c)
+        out[idx][:k] = rng.choice(c, size=k, replace=bool(rng.random() < 0.3))
+        out[idx][k + 1 :] = rng.integers(-1, c, size=c - k - 1)  # after the -1: ignored
+    return jnp.asarray(out)
+
+
+NEW_REF = {
+    "perceptron_loss": ref.perceptron_loss,
+    "multiclass_perceptron_loss": ref.multiclass_perceptron_loss,
+    "soft_margin_loss": ref.soft_margin_loss,
+    "multilabel_soft_margin_loss": ref.multilabel_soft_margin_loss,
+    "multilabel_margin_loss": ref.multilabel_margin_loss,
+}
+
+
+def new_case(name, seed=120, shape=(4, C), **options):
+    x = scores_of(shape, seed)
+    if name in ("perceptron_loss", "soft_margin_loss"):
+        return x, signs_of(shape, seed + 1), options
+    if name == "multiclass_perceptron_loss":
+        axis = options.get("axis", -1) % len(shape)
+        batch = tuple(d for a, d in enumerate(shape) if a != axis)
+        return x, labels_of(batch, shape[axis], seed + 1), options
+    if name == "multilabel_soft_margin_loss":
+        return x, jnp.asarray(np.random.default_rng(seed + 1).random(shape) > 0.5).astype(jnp.float64), options
+    if options.get("axis", -1) % len(shape) == 0:  # lists along axis 0
+        return x, label_lists_of(shape[::-1], seed + 1).T, options
+    return x, label_lists_of(shape, seed + 1), options
+
+
+NEW_CONFIGS = [
+    ("perceptron_loss", {}),
+    ("multiclass_perceptron_loss", {}),
+    ("multiclass_perceptron_loss", {"axis": 0}),
+    ("soft_margin_loss", {}),
+    ("multilabel_soft_margin_loss", {}),
+    ("multilabel_soft_margin_loss", {"weight": "C"}),
+    ("multilabel_soft_margin_loss", {"weight": "full", "axis": 0}),
+    ("multilabel_margin_loss", {}),
+    ("multilabel_margin_loss", {"axis": 0}),
+]
+
+
+def _options(name, options, shape):
+    out = dict(options)
+    rng = np.random.default_rng(7)
+    if out.get("weight") == "C":
+        out["weight"] = jnp.asarray(rng.uniform(-1.0, 2.0, shape[-1]))  # PyTorch allows negative weights
+    elif out.get("weight") == "full":
+        out["weight"] = jnp.asarray(rng.uniform(0.2, 2.0, shape))
+    return out
+
+
+def test_new_golden_values():
+    tol = dict(rtol=1e-6, atol=1e-6)
+    assert_close(jaxent.perceptron_loss(jnp.array([0.3, -2.0, 0.5]), jnp.array([1, 1, -1]), reduction="sum"), 2.5, tol)
+    s, y = jnp.array([[0.1, 0.2, 0.4, 0.8]]), jnp.array([2])
+    assert_close(jaxent.multiclass_perceptron_loss(s, y), 0.4, tol)  # max - s_y
+    assert_close(jaxent.multiclass_perceptron_loss(s, jnp.array([3])), 0.0, tol)
+    assert_close(
+        jaxent.soft_margin_loss(jnp.array([0.0, 2.0]), jnp.array([1, -1]), reduction="sum"),
+        np.log(2) + np.log1p(np.exp(2.0)),
+        tol,
+    )
+    # (3 vs {1, 2}: 0.4 + 0.6; 0 vs {1, 2}: 1.1 + 1.3) / 4 classes.
+    assert_close(jaxent.multilabel_margin_loss(s, jnp.array([[3, 0, -1, 1]])), 0.85, tol)
+    assert_close(jaxent.multilabel_soft_margin_loss(jnp.zeros((1, 2)), jnp.array([[1.0, 0.0]])), np.log(2), tol)
+
+
+@pytest.mark.parametrize(("name", "options"), NEW_CONFIGS)
+def test_new_losses_match_float64_reference(name, options):
+    x, y, _ = new_case(name, **options)
+    options = _options(name, options, x.shape)
+    f, r = getattr(jaxent, name), NEW_REF[name]
+    axis = options.get("axis", -1)
+    batch = tuple(d for a, d in enumerate(x.shape) if a != axis % x.ndim)
+    if name in ("perceptron_loss", "soft_margin_loss"):
+        masks = [None, jnp.asarray(np.random.default_rng(8).random(x.shape) > 0.3)]
+    elif name == "multilabel_margin_loss":
+        masks = [None, jnp.asarray(np.random.default_rng(8).random(batch) > 0.3)]
+    else:
+        masks = [None, jnp.asarray(np.random.default_rng(8).random(batch) > 0.3)]
+        if name == "multilabel_soft_margin_loss":  # (a label mask; a multiclass target on a masked class is +inf)
+            masks.append(jnp.asarray(np.random.default_rng(9).random(x.shape) > 0.3))
+
+    @jax.jit
+    def both(x):
+        out = []
+        for where in masks:
+            for reduction in REDUCTIONS:
+                k = dict(options, where=where, reduction=reduction)
+                out.append(
+                    (
+                        f(x, y, **k),
+                        r(x, y, **k),
+                        jax.grad(lambda x: jnp.sum(f(x, y, **k)))(x),
+                        jax.grad(lambda x: jnp.sum(r(x, y, **k)))(x),
+                    )
+                )
+        return out
+
+    for got, want, g, gw in both(x):
+        assert_close(got, want, LOSS[F64])
+        assert_close(g, gw, GRAD[F64])
+    where = masks[1]
+    check_grads(jax.jit(lambda x: f(x, y, where=where, **options)), (x,), order=2, modes=["fwd", "rev"])
+
+
+def _torch_own_cases(torch):
+    """PyTorch's own test inputs: ``common_modules.module_db`` and ``common_methods_invocations.op_db``."""
+    import sys
+    import types
+    import unittest
+
+    try:
+        import expecttest  # noqa: F401
+    except ImportError:  # torch's test utilities import it only for their TestCase base class
+        stub = types.ModuleType("expecttest")
+        stub.TestCase = unittest.TestCase  # type: ignore[attr-defined]
+        sys.modules["expecttest"] = stub
+    from torch.testing._internal.common_methods_invocations import op_db
+    from torch.testing._internal.common_modules import module_db
+
+    return module_db, op_db
+
+
+OWN = {
+    "SoftMarginLoss": "soft_margin_loss",
+    "MultiLabelSoftMarginLoss": "multilabel_soft_margin_loss",
+    "MultiLabelMarginLoss": "multilabel_margin_loss",
+}
+OWN_COUNTS = {"soft_margin_loss": 10, "multilabel_soft_margin_loss": 9, "multilabel_margin_loss": 13}
+
+
+def test_new_losses_match_torch_on_every_option_and_its_own_test_inputs(torch):
+    # Our grid of options, then every module_db and op_db case of the three PyTorch losses
+    # (float64): values, and gradients in the scores.
+    F = torch.nn.functional
+    cases = []
+    for name, options in NEW_CONFIGS:
+        if name in OWN.values() and options.get("axis", -1) == -1:
+            x, y, _ = new_case(name, seed=130)
+            options = _options(name, options, x.shape)
+            for reduction in REDUCTIONS:
+                cases.append((name, np.asarray(x), np.asarray(y), dict(options, reduction=reduction), False))
+    module_db, op_db = _torch_own_cases(torch)
+    for info in module_db:
+        name = OWN.get(info.module_cls.__name__)
+        if name is not None:
+            for mi in info.module_inputs_func(
+                info, device="cpu", dtype=torch.float64, requires_grad=False, training=True
+            ):
+                x, y = (a.detach().numpy() for a in mi.forward_input.args)
+                cases.append((name, x, y, dict(mi.constructor_input.kwargs), True))
+    for op in op_db:
+        name = op.name.removeprefix("nn.functional.")
+        if name in OWN.values():
+            for s in op.sample_inputs("cpu", torch.float64, requires_grad=False):
+                if name == "multilabel_margin_loss" and s.input.ndim == 0:  # (PyTorch: one class; jaxent: an error)
+                    continue
+                cases.append((name, s.input.detach().numpy(), s.args[0].detach().numpy(), dict(s.kwargs), True))
+    counts = {n: sum(c[0] == n and c[4] for c in cases) for n in OWN.values()}
+    assert counts == OWN_COUNTS, sorted(counts.items())
+    for name, x, y, options, _ in cases:
+        kwargs = {k: (v.detach().numpy() if hasattr(v, "detach") else v) for k, v in options.items()}
+        f = lambda x: getattr(jaxent, name)(x, jnp.asarray(y), **kwargs)
+        value, grad = f(jnp.asarray(x)), jax.grad(lambda x: jnp.sum(f(x)))(jnp.asarray(x))
+        tx = torch_of(torch, x, grad=True)
+        tkw = {k: (torch_of(torch, v) if isinstance(v, (np.ndarray, jax.Array)) else v) for k, v in kwargs.items()}
+        ty = torch.tensor(np.asarray(y)).long() if name == "multilabel_margin_loss" else torch_of(torch, y)
+        want = getattr(F, name)(tx, ty, **tkw)
+        assert value.shape == tuple(want.shape), name
+        assert_close(value, want.detach().numpy(), PARITY)
+        want.sum().backward()
+        assert_close(grad, tx.grad.numpy(), PARITY)
+
+
+def test_new_losses_match_optax():
+    s, t = scores_of((4, 6), 140), signs_of((4, 6), 141)
+    x, y = scores_of((3, 4, C), 142), labels_of((3, 4), C, 143)
+    tf = t.astype(jnp.float64)
+    x = x.at[0, 0, 1].set(x[0, 0, y[0, 0]] + 0.3)  # (a competitor above the target)
+    assert_close(jaxent.perceptron_loss(s, t, reduction="none"), optax.losses.perceptron_loss(s, tf), PARITY)
+    want = optax.losses.multiclass_perceptron_loss(x, y)
+    assert_close(jaxent.multiclass_perceptron_loss(x, y, reduction="none"), want, PARITY)
+    g = jax.grad(lambda s: jaxent.perceptron_loss(s, t, reduction="sum"))(s)
+    assert_close(g, jax.grad(lambda s: jnp.sum(optax.losses.perceptron_loss(s, tf)))(s), PARITY)
+    g = jax.grad(lambda x: jaxent.multiclass_perceptron_loss(x, y, reduction="sum"))(x)
+    assert_close(g, jax.grad(lambda x: jnp.sum(optax.losses.multiclass_perceptron_loss(x, y)))(x), PARITY)
+    # multilabel_soft_margin_loss is optax's sigmoid BCE averaged over the labels.
+    q = (scores_of((4, 6), 144) > 0).astype(jnp.float64)
+    want = jnp.mean(optax.losses.sigmoid_binary_cross_entropy(s, q), axis=-1)
+    assert_close(jaxent.multilabel_soft_margin_loss(s, q, reduction="none"), want, PARITY)
+
+
+def test_new_losses_where_axis_transforms_and_empty_means():
+    x = scores_of((6, C), 150)
+    lists, labels, signs = label_lists_of((6, C), 151), labels_of((6,), C, 152), signs_of((6, C), 153)
+    multi = (x > 0).astype(jnp.float64)
+    keep = np.array([1, 0, 1, 1, 0, 1], bool)
+    rows = [
+        (jaxent.multiclass_perceptron_loss, labels),
+        (jaxent.multilabel_soft_margin_loss, multi),
+        (jaxent.multilabel_margin_loss, lists),
+    ]
+
+    @jax.jit
+    def run(x):
+        out = []
+        for f, y in rows:
+            k = dict(where=jnp.asarray(keep))
+            out.append(
+                (
+                    f(x, y, **k),
+                    f(x[keep], y[keep]),
+                    jax.grad(lambda x: f(x, y, **k))(x),
+                    f(x.T, y.T if y.ndim == 2 else y, axis=0, reduction="none"),
+                    f(x, y, reduction="none"),
+                    jax.vmap(functools.partial(f, reduction="none"))(x, y),
+                    jax.value_and_grad(lambda x: f(x, y, where=jnp.zeros((6,), bool)))(x),
+                )
+            )
+        for f in (jaxent.perceptron_loss, jaxent.soft_margin_loss):
+            m = jnp.asarray(keep)[:, None] & (signs > -2)
+            out.append(
+                (
+                    f(x, signs, where=m),
+                    f(x[keep], signs[keep]),
+                    jax.grad(lambda x: f(x, signs, where=m))(x),
+                    f(x, signs, reduction="none"),
+                    f(x, signs, reduction="none"),
+                    jax.vmap(functools.partial(f, reduction="none"))(x, signs),
+                    jax.value_and_grad(lambda x: f(x, signs, where=jnp.zeros((6, C), bool)))(x),
+                )
+            )
+        return out
+
+    for masked, indexed, g, moved, plain, mapped, (empty, g_empty) in run(x):
+        assert_close(masked, indexed, LOSS[F64])
+        assert np.all(np.asarray(g)[~keep] == 0)
+        assert_close(moved, plain, LOSS[F64])
+        assert_close(mapped, plain, LOSS[F64])
+        assert empty == 0 and np.all(g_empty == 0)
+    # A label mask of multilabel_soft_margin_loss removes those labels (C counts the rest).
+    lm = jnp.broadcast_to(jnp.array([True, False, True, True, False]), x.shape)
+    got = jaxent.multilabel_soft_margin_loss(x, multi, where=lm, reduction="none")
+    assert_close(got, jaxent.multilabel_soft_margin_loss(x[:, lm[0]], multi[:, lm[0]], reduction="none"), LOSS[F64])
+
+
+def test_new_losses_infinities_out_of_range_and_kinks():
+    inf = jnp.inf
+    s, t = jnp.array([inf, -inf, inf, -inf]), jnp.array([1, -1, -1, 1])
+    for f in (jaxent.perceptron_loss, jaxent.soft_margin_loss):
+        losses = f(s, t, reduction="none")
+        assert list(np.asarray(losses)) == [0, 0, inf, inf]
+        g = jax.grad(lambda s: f(s, t, reduction="sum"))(s)
+        assert not np.any(np.isnan(g)) and g[0] == 0 and g[1] == 0
+    x = jnp.array([[inf, 0.0, -inf], [0.2, -inf, 0.1]])
+    losses = jaxent.multilabel_soft_margin_loss(x, jnp.array([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]), reduction="none")
+    assert np.all(np.isfinite(losses))
+    lists = jnp.array([[0, -1, 2], [2, 0, -1]])
+    losses = jaxent.multilabel_margin_loss(jnp.array([[inf, 0.0, 1.0], [0.0, 5.0, -inf]]), lists, reduction="none")
+    assert losses[0] == 0 and losses[1] == inf
+    # A listed label outside [0, C) is NaN for its example, and named under checkify.
+    bad = jnp.array([[0, 7, -1], [1, -1, 9]])  # the 9 comes after the -1: ignored
+    losses = jaxent.multilabel_margin_loss(jnp.zeros((2, 3)), bad, reduction="none")
+    assert np.isnan(losses[0]) and np.isfinite(losses[1])
+    checked = checkify.checkify(jax.jit(jaxent.multilabel_margin_loss), errors=checkify.user_checks)
+    with pytest.raises(
+        checkify.JaxRuntimeError, match=r"multilabel_margin_loss: targets contain a label outside \[0, 3\)"
+    ):
+        checked(jnp.zeros((2, 3)), bad)[0].throw()
+    # Kinks: perceptron at s = 0 has gradient 0; multilabel margin at z = 0 too (PyTorch's z > 0).
+    assert jax.grad(lambda s: jaxent.perceptron_loss(s, 1))(0.0) == 0
+    g = jax.grad(lambda x: jaxent.multilabel_margin_loss(x, jnp.array([[1, -1, 0]])))(jnp.array([[0.0, 1.0, 0.5]]))
+    assert_close(g, [[0.0, -1 / 3, 1 / 3]], LOSS[F64])  # class 0 at the kink z = 0: no gradient
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_new_losses_half_precision(dtype):
+    x = scores_of((6, C), 160, dtype=dtype)
+    x64 = x.astype(F64)
+    cases = [(name, *new_case(name, seed=161, shape=(6, C))[1:2]) for name in NEW_REF]
+    for name, y in cases:
+        f, r = getattr(jaxent, name), NEW_REF[name]
+        loss, g = jax.value_and_grad(lambda x: f(x, y))(x)
+        assert loss.dtype == jnp.float32 and g.dtype == dtype, name
+        assert_close(loss, r(x64, y), LOSS[jnp.dtype(dtype)])
+        assert_close(g, jax.grad(lambda x: r(x, y))(x64), GRAD[jnp.dtype(dtype)])
+
+
+NEW_BAD_INPUTS = [
+    ("perceptron_loss", dict(targets=np.zeros((8, 4))), ValueError, r"perceptron_loss: targets must lie in \{-1, 1\}"),
+    ("perceptron_loss", dict(reduction="avg"), ValueError, "perceptron_loss: reduction must be one of"),
+    (
+        "multiclass_perceptron_loss",
+        dict(targets=np.zeros((8, 4))),
+        TypeError,
+        "multiclass_perceptron_loss: targets must be integer class indices",
+    ),
+    ("soft_margin_loss", dict(targets=np.ones((8,))), ValueError, r"soft_margin_loss: targets has shape \(8,\)"),
+    (
+        "soft_margin_loss",
+        dict(scores=np.ones((8, 4), np.int32)),
+        TypeError,
+        "soft_margin_loss: scores must be a floating",
+    ),
+    (
+        "multilabel_soft_margin_loss",
+        dict(weight=np.ones((3,))),
+        ValueError,
+        r"multilabel_soft_margin_loss: weight has shape \(3,\)",
+    ),
+    (
+        "multilabel_soft_margin_loss",
+        dict(where=np.ones((4,), bool)),
+        ValueError,
+        r"multilabel_soft_margin_loss: where has shape \(4,\) but scores has shape \(8, 4\)",
+    ),
+    ("multilabel_soft_margin_loss", dict(where=np.ones((8,))), TypeError, "where must be a boolean mask"),
+    (
+        "multilabel_margin_loss",
+        dict(targets=np.ones((8, 4))),
+        TypeError,
+        "multilabel_margin_loss: targets must be integer class lists",
+    ),
+    (
+        "multilabel_margin_loss",
+        dict(targets=np.ones((8,), np.int32)),
+        ValueError,
+        r"multilabel_margin_loss: targets has shape \(8,\) but scores has shape \(8, 4\)",
+    ),
+    ("multilabel_margin_loss", dict(axis=(0, 1)), TypeError, "multilabel_margin_loss: axis must be an int"),
+    ("multilabel_margin_loss", dict(where=np.ones((8, 4), bool)), ValueError, "only a batch mask"),
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs", "error", "match"), NEW_BAD_INPUTS)
+def test_new_losses_bad_input_is_a_clear_error(name, kwargs, error, match):
+    targets = {
+        "multiclass_perceptron_loss": np.zeros((8,), np.int32),
+        "multilabel_margin_loss": -np.ones((8, 4), np.int32),
+    }
+    args = dict(scores=np.zeros((8, 4)), targets=targets.get(name, np.ones((8, 4))))
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        getattr(jaxent, name)(args.pop("scores"), args.pop("targets"), **args)
+
+
+def test_new_loss_objects_equal_their_functions():
+    x = scores_of((4, C), 170)
+    w = jnp.linspace(0.5, 2.0, C)
+    pairs = [
+        (jaxent.PerceptronLoss(reduction="sum"), signs_of((4, C), 171), 0),
+        (jaxent.MultiClassPerceptronLoss(reduction="sum"), labels_of((4,), C, 172), 0),
+        (jaxent.SoftMarginLoss(), signs_of((4, C), 173), 0),
+        (jaxent.MultiLabelSoftMarginLoss(weight=w, reduction="none"), (x > 0).astype(jnp.float64), 1),
+        (jaxent.MultiLabelMarginLoss(reduction="sum"), label_lists_of((4, C), 174), 0),
+    ]
+    got = jax.jit(lambda objects, x: [o(x, y) for o, (_, y, _) in zip(objects, pairs)])([p[0] for p in pairs], x)
+    for (loss, y, n_leaves), value in zip(pairs, got):
+        assert_close(value, loss.function(x, y, **dataclasses.asdict(loss)), LOSS[F64])
+        assert len(jax.tree_util.tree_leaves(loss)) == n_leaves
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            loss.reduction = "mean"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["f32", "bf16"])
+def test_new_losses_compiled_temp_memory(dtype):
+    # Elementwise and per-row losses: at most 1% of one float32 [N, C] buffer, forward and
+    # value_and_grad in the scores. (multilabel_margin_loss sorts each row: not held to it.)
+    x = jax.ShapeDtypeStruct(programs.BIG, dtype)
+    bound = programs.one_percent_of_f32(programs.BIG)
+    cases = [
+        (jaxent.perceptron_loss, jax.ShapeDtypeStruct(programs.BIG, jnp.bool_)),
+        (jaxent.soft_margin_loss, jax.ShapeDtypeStruct(programs.BIG, jnp.int32)),
+        (jaxent.multilabel_soft_margin_loss, jax.ShapeDtypeStruct(programs.BIG, jnp.float32)),
+        (jaxent.multiclass_perceptron_loss, jax.ShapeDtypeStruct(programs.BIG[:1], jnp.int32)),
+    ]
+    for f, t in cases:
+        assert programs.temp_bytes(f, x, t) <= bound, f.__name__
+        assert programs.temp_bytes(jax.value_and_grad(f), x, t) <= bound, f.__name__
+
+
+def test_new_losses_programs_are_backend_neutral():
+    x = scores_of((8, C), 180, dtype=jnp.float32)
+    for name in NEW_REF:
+        y = new_case(name, seed=181, shape=(8, C))[1]
+        f = lambda x: getattr(jaxent, name)(x, y)
+        for g in (f, jax.value_and_grad(f)):
+            programs.assert_backend_neutral(g, x)

@@ -164,6 +164,36 @@ def test_vocab_parallel_linear_cross_entropy_equals_single_device(mesh_shape):
             assert_close(g, r, F32)
 
 
+def test_vocab_parallel_linear_cross_entropy_class_weight_and_probability_targets():
+    mesh = jax.make_mesh((2, 4), ("data", "model"))
+    h, W, b, y = _linear_inputs(3)
+    cw = jnp.abs(rand((V,), 7)) + 0.1
+    q = jax.nn.softmax(rand((N, V), 8, 2.0))
+    options = dict(label_smoothing=0.1, chunk_size=3, bias=b)
+    for targets, extra in ((y, dict(class_weight=cw)), (q, dict(class_weight=cw)), (q, dict())):
+        sharded = lambda h, W, cw, q, t=targets, e=extra: jaxent.sharded_linear_cross_entropy(
+            h,
+            W,
+            t if t is y else q,
+            mesh=mesh,
+            vocab_axis="model",
+            batch_axis="data",
+            **options,
+            **({"class_weight": cw} if e else {}),
+        )
+        single = lambda h, W, cw, q, t=targets, e=extra: jaxent.linear_cross_entropy(
+            h, W, t if t is y else q, **options, **({"class_weight": cw} if e else {})
+        )
+        argnums = (0, 1, 2, 3)
+        got = jax.jit(jax.value_and_grad(sharded, argnums))(h, W, cw, q)
+        want = jax.value_and_grad(single, argnums)(h, W, cw, q)
+        assert_close(got[0], want[0], F32)
+        for g, r in zip(got[1], want[1]):
+            assert_close(g, r, F32)
+    with pytest.raises(ValueError, match="K-dimensional weight"):
+        jaxent.sharded_linear_cross_entropy(h, W.reshape(V // 2, 2, D), y, mesh=mesh, vocab_axis="model")
+
+
 def _collectives(hlo: str) -> list[tuple[str, tuple[int, ...]]]:
     found = []
     for line in hlo.splitlines():

@@ -19,6 +19,8 @@ import jaxent
 from jaxent.bench._timing import Table, alternate, temp_bytes
 
 DEFAULT_SHAPES = ((4096, 32000, "float32"), (4096, 32000, "bfloat16"), (2048, 128256, "float32"))
+QUICK_SHAPES = ((1024, 8000, "float32"), (1024, 8000, "bfloat16"))
+DEFAULT_REPEATS, QUICK_REPEATS = 20, 5
 SHAPE_HELP = "NxV[xdtype] shapes, e.g. 4096x32000xbfloat16"
 
 
@@ -44,7 +46,9 @@ def _torch_runner(x: np.ndarray, y: np.ndarray, dtype: str):
     return run
 
 
-def run(shapes=DEFAULT_SHAPES, repeats: int = 20, torch: bool = True) -> list[dict[str, Any]]:
+def run(shapes=None, repeats: int | None = None, torch: bool = True, quick: bool = False) -> list[dict[str, Any]]:
+    shapes = shapes or (QUICK_SHAPES if quick else DEFAULT_SHAPES)
+    repeats = repeats or (QUICK_REPEATS if quick else DEFAULT_REPEATS)
     rows = []
     table = Table({"dtype": 8, "jaxent ms": 7, "optax ms": 7, "torch ms": 7})
     for n, v, dtype in shapes:

@@ -28,7 +28,7 @@ from jaxent.bench._timing import Table, alternate, temp_bytes
 
 DEFAULT_SHAPES = ((256, 10), (4096, 1000), (4096, 32000))
 QUICK_SHAPES = ((256, 10), (4096, 1000))
-QUICK_REPEATS = 3
+DEFAULT_REPEATS, QUICK_REPEATS = 10, 3
 SHAPE_HELP = "NxC shapes of the logits (predictions), e.g. 4096x1000"
 
 Inputs = tuple[Any, ...]  # the differentiated logits (float32 NumPy) first, then targets and options
@@ -279,6 +279,537 @@ def _t_mse(p: Any, t: Any) -> Any:
     return F.mse_loss(p, t)
 
 
+# Embedding, pairwise and contrastive losses: [N, C] embeddings (C the feature size).
+
+
+def _embedding_pairs(rng: np.random.Generator, n: int, c: int) -> Inputs:
+    return _normal(rng, n, c), _normal(rng, n, c), rng.choice([-1.0, 1.0], size=n).astype(np.float32)
+
+
+def _ranking(rng: np.random.Generator, n: int, c: int) -> Inputs:
+    return _normal(rng, n, c), _normal(rng, n, c), rng.choice([-1.0, 1.0], size=(n, c)).astype(np.float32)
+
+
+def _distances(rng: np.random.Generator, n: int, c: int) -> Inputs:
+    return np.abs(_normal(rng, n, c)), rng.choice([-1.0, 1.0], size=(n, c)).astype(np.float32)
+
+
+def _triplets(rng: np.random.Generator, n: int, c: int) -> Inputs:
+    return _normal(rng, n, c), _normal(rng, n, c), _normal(rng, n, c)
+
+
+# NT-Xent is O(N^2 C) in optax (it forms [N, N, C] products): the rows cap the batch and the width.
+_NTXENT_N, _NTXENT_C = 1024, 128
+
+
+def _views(rng: np.random.Generator, n: int, c: int) -> Inputs:
+    n, c = min(n, _NTXENT_N), min(c, _NTXENT_C)
+    return _normal(rng, n, c), (np.arange(n) // 2).astype(np.int32)
+
+
+def _cosine_embedding(x1: jax.Array, x2: jax.Array, y: jax.Array) -> jax.Array:  # PyTorch's formula
+    cos = (x1 * x2).sum(-1) / jnp.sqrt(((x1 * x1).sum(-1) + 1e-12) * ((x2 * x2).sum(-1) + 1e-12))
+    return jnp.where(y == 1, 1 - cos, jnp.maximum(cos, 0.0)).mean()
+
+
+def _pairwise(x: jax.Array, y: jax.Array) -> jax.Array:  # PyTorch's pairwise_distance
+    return jnp.sqrt(jnp.sum((x - y + 1e-6) ** 2, axis=-1))
+
+
+def _triplet(a: jax.Array, p: jax.Array, n: jax.Array, swap: bool = False) -> jax.Array:
+    d_neg = _pairwise(a, n)
+    if swap:
+        d_neg = jnp.minimum(d_neg, _pairwise(p, n))
+    return jnp.maximum(1.0 + _pairwise(a, p) - d_neg, 0.0).mean()
+
+
+def _t_cosine_similarity(x: Any, y: Any) -> Any:
+    import torch.nn.functional as F
+
+    return F.cosine_similarity(x, y, dim=-1).mean()
+
+
+def _t_cosine_distance(x: Any, y: Any, *_: Any) -> Any:
+    import torch.nn.functional as F
+
+    return (1 - F.cosine_similarity(x, y, dim=-1)).mean()
+
+
+def _t_cosine_embedding(x1: Any, x2: Any, y: Any) -> Any:
+    import torch.nn.functional as F
+
+    return F.cosine_embedding_loss(x1, x2, y)
+
+
+def _t_margin_ranking(x1: Any, x2: Any, y: Any) -> Any:
+    import torch.nn.functional as F
+
+    return F.margin_ranking_loss(x1, x2, y)
+
+
+def _t_hinge_embedding(x: Any, y: Any) -> Any:
+    import torch.nn.functional as F
+
+    return F.hinge_embedding_loss(x, y)
+
+
+def _t_triplet(a: Any, p: Any, n: Any) -> Any:
+    import torch.nn.functional as F
+
+    return F.triplet_margin_loss(a, p, n)
+
+
+def _t_triplet_swap(a: Any, p: Any, n: Any) -> Any:
+    import torch.nn.functional as F
+
+    return F.triplet_margin_loss(a, p, n, swap=True)
+
+
+def _t_triplet_distance(a: Any, p: Any, n: Any) -> Any:
+    import torch.nn.functional as F
+
+    return F.triplet_margin_with_distance_loss(a, p, n)
+
+
+def _embedding_rows() -> list[Row]:
+    return [
+        Row(
+            "cosine_similarity",
+            lambda x, y: jaxent.cosine_similarity(x, y, reduction="mean"),
+            lambda x, y: optax.losses.cosine_similarity(x, y).mean(),
+            "optax",
+            _regression,
+            _t_cosine_similarity,
+        ),
+        Row(
+            "cosine_distance",
+            lambda x, y: jaxent.cosine_distance(x, y, reduction="mean"),
+            lambda x, y: optax.losses.cosine_distance(x, y).mean(),
+            "optax",
+            _regression,
+            _t_cosine_distance,
+        ),
+        Row(
+            "cosine_distance where=[N,C]",
+            lambda x, y, m: jaxent.cosine_distance(x, y, where=m, reduction="mean"),
+            lambda x, y, m: optax.losses.cosine_distance(x, y, where=m).mean(),
+            "optax where",
+            lambda rng, n, c: (*_regression(rng, n, c), rng.random((n, c)) > 0.25),
+            None,
+        ),
+        Row(
+            "cosine_distance",
+            lambda x, y: jaxent.cosine_distance(x, y, reduction="mean"),
+            lambda x, y: optax.losses.cosine_distance(x, y).mean(),
+            "optax",
+            _regression,
+            _t_cosine_distance,
+            "bfloat16",
+        ),
+        Row(
+            "cosine_embedding_loss",
+            lambda x1, x2, y: jaxent.cosine_embedding_loss(x1, x2, y),
+            _cosine_embedding,
+            "jnp (PyTorch's)",
+            _embedding_pairs,
+            _t_cosine_embedding,
+        ),
+        Row(
+            "margin_ranking_loss",
+            lambda x1, x2, y: jaxent.margin_ranking_loss(x1, x2, y),
+            lambda x1, x2, y: jnp.maximum(-y * (x1 - x2), 0.0).mean(),
+            "jnp",
+            _ranking,
+            _t_margin_ranking,
+        ),
+        Row(
+            "hinge_embedding_loss",
+            lambda x, y: jaxent.hinge_embedding_loss(x, y),
+            lambda x, y: jnp.where(y == 1, x, jnp.maximum(1.0 - x, 0.0)).mean(),
+            "jnp",
+            _distances,
+            _t_hinge_embedding,
+        ),
+        Row(
+            "triplet_margin_loss",
+            lambda a, p, n: jaxent.triplet_margin_loss(a, p, n),
+            lambda a, p, n: optax.losses.triplet_margin_loss(a, p, n).mean(),
+            "optax",
+            _triplets,
+            _t_triplet,
+        ),
+        Row(
+            "triplet_margin_loss swap=True",
+            lambda a, p, n: jaxent.triplet_margin_loss(a, p, n, swap=True),
+            lambda a, p, n: _triplet(a, p, n, swap=True),
+            "jnp",
+            _triplets,
+            _t_triplet_swap,
+        ),
+        Row(
+            "triplet_margin_loss",
+            lambda a, p, n: jaxent.triplet_margin_loss(a, p, n),
+            lambda a, p, n: optax.losses.triplet_margin_loss(a, p, n).mean(),
+            "optax",
+            _triplets,
+            _t_triplet,
+            "bfloat16",
+        ),
+        Row(
+            "triplet_margin_with_distance_loss",
+            lambda a, p, n: jaxent.triplet_margin_with_distance_loss(a, p, n),
+            _triplet,
+            "jnp",
+            _triplets,
+            _t_triplet_distance,
+        ),
+        Row(
+            "TripletMarginLoss(swap=True) under jit",
+            lambda a, p, n, loss: loss(a, p, n),
+            lambda a, p, n, loss: _triplet(a, p, n, swap=True),
+            "jnp",
+            _with(_triplets, jaxent.TripletMarginLoss(swap=True)),
+            lambda a, p, n, loss: _t_triplet_swap(a, p, n),
+        ),
+        Row(
+            f"ntxent [N<={_NTXENT_N}, C<={_NTXENT_C}]",
+            lambda e, y: jaxent.ntxent(e, y),
+            lambda e, y: optax.losses.ntxent(e, y),
+            "optax",
+            _views,
+            None,
+        ),
+    ]
+
+
+# Issue 15, optax's structured losses: sparsemax, Fenchel-Young, generalized KL, ranking, Dice, smooth_labels.
+
+
+def _positive(rng: np.random.Generator, n: int, c: int) -> Inputs:  # unnormalised log q and targets
+    return _normal(rng, n, c) * 0.5, rng.uniform(0.1, 2.0, size=(n, c)).astype(np.float32)
+
+
+def _graded(rng: np.random.Generator, n: int, c: int) -> Inputs:  # scores, relevance grades 0..2
+    return _normal(rng, n, c), rng.integers(0, 3, size=(n, c)).astype(np.float32)
+
+
+def _segments(x: Any) -> Any:  # [N, C] as [8, N/8, C] images of N/8 pixels
+    return x.reshape(8, -1, x.shape[-1])
+
+
+def _t_sparse_plus(x: Any, y: Any) -> Any:
+    u = (1 - 2 * y) * x
+    return ((u.clamp(-1, 1) + 1) ** 2 / 4 + (u - 1).clamp(min=0)).mean()
+
+
+def _t_multiclass_sparsemax(s: Any, y: Any) -> Any:
+    import torch
+
+    z = s - s.amax(-1, keepdim=True).detach()
+    u = z.sort(-1, descending=True).values
+    k = torch.arange(1, s.shape[-1] + 1, dtype=s.dtype)
+    support = (1 + k * u > u.cumsum(-1)).sum(-1, keepdim=True)
+    tau = ((u.cumsum(-1).gather(-1, support - 1) - 1) / support).detach()
+    p = (z - tau).clamp(min=0)
+    return (tau[:, 0] + (p * p).sum(-1) / 2 + 0.5 - z.gather(-1, y[:, None])[:, 0]).mean()
+
+
+def _t_fenchel_young(s: Any, t: Any) -> Any:
+    return (s.logsumexp(-1) - (t * s).sum(-1)).mean()
+
+
+def _t_generalized_kl(lq: Any, t: Any) -> Any:
+    return (t * (t.log() - lq) + lq.exp() - t).sum(-1).mean()
+
+
+def _t_ranking(s: Any, y: Any) -> Any:
+    return -(y * s.log_softmax(-1)).sum(-1).mean()
+
+
+def _t_dice(x: Any, t: Any) -> Any:
+    p, t = x.softmax(-1).reshape(8, -1, x.shape[-1]), t.reshape(8, -1, x.shape[-1])
+    inter, ps, ts = (p * t).sum(1), p.sum(1), t.sum(1)
+    return (1 - (inter + 1) / (inter + 0.5 * (ps - inter) + 0.5 * (ts - inter) + 1)).mean()
+
+
+def _t_binary_dice(x: Any, t: Any) -> Any:
+    p = x.sigmoid()
+    inter, ps, ts = (p * t).sum(1), p.sum(1), t.sum(1)
+    return (1 - (inter + 1) / (inter + 0.5 * (ps - inter) + 0.5 * (ts - inter) + 1)).mean()
+
+
+def _t_generalized_dice(x: Any, t: Any) -> Any:
+    p, t = x.softmax(-1).reshape(8, -1, x.shape[-1]), t.reshape(8, -1, x.shape[-1])
+    inter, ps, ts = (p * t).sum(1), p.sum(1), t.sum(1)
+    inverse = 1 / (t.sum((0, 1)) ** 2 + 1e-7)
+    w = inverse / inverse.sum() * x.shape[-1]
+    return (w * (1 - (inter + 1) / (inter + 0.5 * (ps - inter) + 0.5 * (ts - inter) + 1))).mean()
+
+
+def _t_smoothed_soft(x: Any, q: Any) -> Any:
+    import torch.nn.functional as F
+
+    return F.cross_entropy(x, 0.9 * q + 0.1 / x.shape[-1])
+
+
+def _structured_rows() -> list[Row]:
+    lse = jax.scipy.special.logsumexp
+    ours_fy, optax_fy = jaxent.make_fenchel_young_loss(lse), optax.losses.make_fenchel_young_loss(lse)
+    return [
+        Row(
+            "sparsemax_loss",
+            lambda x, y: jaxent.sparsemax_loss(x, y),
+            lambda x, y: optax.losses.sparsemax_loss(x, y).mean(),
+            "optax",
+            _binary,
+            _t_sparse_plus,
+        ),
+        Row(
+            "multiclass_sparsemax_loss",
+            lambda s, y: jaxent.multiclass_sparsemax_loss(s, y),
+            lambda s, y: optax.losses.multiclass_sparsemax_loss(s, y).mean(),
+            "optax",
+            _labels,
+            _t_multiclass_sparsemax,
+        ),
+        Row(
+            "make_fenchel_young_loss(logsumexp)",
+            lambda s, t: ours_fy(s, t),
+            lambda s, t: optax_fy(s, t).mean(),
+            "optax",
+            _soft_labels,
+            _t_fenchel_young,
+        ),
+        Row(
+            "generalized_kl_divergence",
+            lambda lq, t: jaxent.generalized_kl_divergence(lq, t),
+            lambda lq, t: optax.losses.generalized_kl_divergence(lq, t).mean(),
+            "optax",
+            _positive,
+            _t_generalized_kl,
+        ),
+        Row(  # optax's convex_kl_divergence warns (deprecated): its new name is the peer
+            "convex_kl_divergence",
+            lambda lq, t: jaxent.convex_kl_divergence(lq, t),
+            lambda lq, t: optax.losses.generalized_kl_divergence(lq, t).mean(),
+            "optax generalized",
+            _positive,
+            _t_generalized_kl,
+        ),
+        Row(
+            "ranking_softmax_loss",
+            lambda s, y: jaxent.ranking_softmax_loss(s, y),
+            lambda s, y: optax.losses.ranking_softmax_loss(s, y),
+            "optax",
+            _graded,
+            _t_ranking,
+        ),
+        Row(
+            "dice_loss",
+            lambda x, t: jaxent.dice_loss(_segments(x), _segments(t)),
+            lambda x, t: optax.losses.dice_loss(_segments(x), _segments(t)).mean(),
+            "optax",
+            _one_hot_labels,
+            _t_dice,
+        ),
+        Row(
+            "binary_dice_loss",
+            lambda x, t: jaxent.binary_dice_loss(x, t),
+            lambda x, t: optax.losses.binary_dice_loss(x, t).mean(),
+            "optax",
+            _binary,
+            _t_binary_dice,
+        ),
+        Row(
+            "multiclass_generalized_dice_loss",
+            lambda x, t: jaxent.multiclass_generalized_dice_loss(_segments(x), _segments(t)),
+            lambda x, t: optax.losses.multiclass_generalized_dice_loss(_segments(x), _segments(t)),
+            "optax",
+            _one_hot_labels,
+            _t_generalized_dice,
+        ),
+        Row(
+            "smooth_labels + cross_entropy",
+            lambda x, q: jaxent.cross_entropy(x, jaxent.smooth_labels(q, 0.1)),
+            lambda x, q: optax.losses.softmax_cross_entropy(x, optax.smooth_labels(q, 0.1)).mean(),
+            "optax",
+            _soft_labels,
+            _t_smoothed_soft,
+        ),
+    ]
+
+
+def _torch_fn(name: str, **kwargs: Any) -> Callable[..., Any]:
+    """``torch.nn.functional.<name>(*tensors, **kwargs)``, imported when called."""
+
+    def call(*tensors: Any, **more: Any) -> Any:
+        import torch.nn.functional as F
+
+        return getattr(F, name)(*tensors, **kwargs, **more)
+
+    return call
+
+
+def _counts(rng: np.random.Generator, n: int, c: int) -> Inputs:
+    return 0.5 * _normal(rng, n, c), rng.poisson(2.0, size=(n, c)).astype(np.float32)
+
+
+def _gaussian(rng: np.random.Generator, n: int, c: int) -> Inputs:
+    return _normal(rng, n, c), _normal(rng, n, c), rng.uniform(0.1, 2.0, size=(n, c)).astype(np.float32)
+
+
+def _multi_hot(rng: np.random.Generator, n: int, c: int) -> Inputs:
+    return _normal(rng, n, c), (rng.random((n, c)) < 0.1).astype(np.float32)
+
+
+def _label_lists(rng: np.random.Generator, n: int, c: int) -> Inputs:
+    """PyTorch's -1-terminated class lists: 4 labels per row."""
+    lists = np.full((n, c), -1, np.int32)
+    lists[:, : min(4, c - 1)] = np.argsort(rng.random((n, c)), axis=-1)[:, : min(4, c - 1)]
+    return _normal(rng, n, c), lists
+
+
+def _jnp_multilabel_margin(x: jax.Array, lists: jax.Array) -> jax.Array:
+    # The jnp composition for lists of at most 4 labels (a user who knows that bound): each listed
+    # target against every non-target, [N, C] per label slot.
+    k = 4
+    listed = jnp.cumprod(lists[:, :k] >= 0, axis=-1) > 0
+    label = jnp.where(listed, lists[:, :k], 0)
+    is_target = jnp.zeros(x.shape, bool).at[jnp.arange(x.shape[0])[:, None], label].max(listed)
+    total = jnp.zeros(x.shape[:1], x.dtype)
+    for j in range(k):
+        s_j = jnp.take_along_axis(x, label[:, j : j + 1], -1)
+        h = jnp.where(~is_target & listed[:, j : j + 1], jnp.maximum(0.0, 1 - s_j + x), 0.0)
+        total = total + h.sum(-1)
+    return (total / x.shape[-1]).mean()
+
+
+def _jnp_poisson_full(x: jax.Array, y: jax.Array) -> jax.Array:
+    ys = jnp.maximum(y, 1)
+    stirling = jnp.where(y > 1, ys * jnp.log(ys) - ys + 0.5 * jnp.log(2 * jnp.pi * ys), 0)
+    return (jnp.exp(x) - y * x + stirling).mean()
+
+
+def _regression_and_margin_rows() -> list[Row]:
+    """Issue 15: PyTorch's regression and margin losses and optax's elementwise ones."""
+    return [
+        Row(
+            "l1_loss",
+            lambda p, t: jaxent.l1_loss(p, t),
+            lambda p, t: jnp.abs(p - t).mean(),
+            "jnp",
+            _regression,
+            _torch_fn("l1_loss"),
+        ),
+        Row(
+            "l1_loss weight",
+            lambda p, t, w: jaxent.l1_loss(p, t, weight=w),
+            lambda p, t, w: (w * jnp.abs(p - t)).sum() / jnp.broadcast_to(w, p.shape).sum(),
+            "jnp",
+            _with_weight,
+            lambda p, t, w: _torch_fn("l1_loss")(p, t, weight=w.expand_as(p)),
+        ),
+        Row(
+            "smooth_l1_loss",
+            lambda p, t: jaxent.smooth_l1_loss(p, t, beta=0.5),
+            lambda p, t: optax.losses.huber_loss(p, t, delta=0.5).mean() / 0.5,
+            "optax huber / beta",
+            _regression,
+            _torch_fn("smooth_l1_loss", beta=0.5),
+        ),
+        Row(
+            "huber_loss",
+            lambda p, t: jaxent.huber_loss(p, t),
+            lambda p, t: optax.losses.huber_loss(p, t).mean(),
+            "optax",
+            _regression,
+            _torch_fn("huber_loss"),
+        ),
+        Row(
+            "log_cosh",
+            lambda p, t: jaxent.log_cosh(p, t),
+            lambda p, t: optax.losses.log_cosh(p, t).mean(),
+            "optax",
+            _regression,
+        ),
+        Row(
+            "l2_loss",
+            lambda p, t: jaxent.l2_loss(p, t),
+            lambda p, t: optax.losses.l2_loss(p, t).mean(),
+            "optax",
+            _regression,
+        ),
+        Row(
+            "poisson_nll_loss",
+            lambda x, y: jaxent.poisson_nll_loss(x, y),
+            lambda x, y: (jnp.exp(x) - y * x).mean(),
+            "jnp",
+            _counts,
+            _torch_fn("poisson_nll_loss"),
+        ),
+        Row(
+            "poisson_nll_loss full",
+            lambda x, y: jaxent.poisson_nll_loss(x, y, full=True),
+            _jnp_poisson_full,
+            "jnp",
+            _counts,
+            _torch_fn("poisson_nll_loss", full=True),
+        ),
+        Row(
+            "gaussian_nll_loss",
+            lambda p, t, v: jaxent.gaussian_nll_loss(p, t, v),
+            lambda p, t, v: (0.5 * (jnp.log(jnp.maximum(v, 1e-6)) + (p - t) ** 2 / jnp.maximum(v, 1e-6))).mean(),
+            "jnp",
+            _gaussian,
+            _torch_fn("gaussian_nll_loss"),
+        ),
+        Row(
+            "soft_margin_loss",
+            lambda s, y: jaxent.soft_margin_loss(s, y),
+            lambda s, y: jax.nn.softplus(-y * s).mean(),
+            "jnp",
+            _signs,
+            _torch_fn("soft_margin_loss"),
+        ),
+        Row(
+            "multilabel_soft_margin_loss",
+            lambda x, y: jaxent.multilabel_soft_margin_loss(x, y),
+            lambda x, y: optax.losses.sigmoid_binary_cross_entropy(x, y).mean(-1).mean(),
+            "optax",
+            _multi_hot,
+            _torch_fn("multilabel_soft_margin_loss"),
+        ),
+        Row(
+            "multilabel_margin_loss",
+            lambda x, y: jaxent.multilabel_margin_loss(x, y),
+            _jnp_multilabel_margin,
+            "jnp (4 labels)",
+            _label_lists,
+            lambda x, y: _torch_fn("multilabel_margin_loss")(x, y),
+        ),
+        Row(
+            "perceptron_loss",
+            lambda s, y: jaxent.perceptron_loss(s, y),
+            lambda s, y: optax.losses.perceptron_loss(s, y).mean(),
+            "optax",
+            _signs,
+            lambda s, y: (-s * y).clamp(min=0).mean(),
+        ),
+        Row(
+            "multiclass_perceptron_loss",
+            lambda s, y: jaxent.multiclass_perceptron_loss(s, y),
+            lambda s, y: optax.losses.multiclass_perceptron_loss(s, y).mean(),
+            "optax",
+            _labels,
+            lambda s, y: (s.amax(-1) - s.gather(-1, y[:, None])[:, 0]).mean(),
+        ),
+    ]
+
+
+def _with_weight(rng: np.random.Generator, n: int, c: int) -> Inputs:
+    return (*_regression(rng, n, c), rng.uniform(0.5, 1.5, size=(c,)).astype(np.float32))
+
+
 def _ce_rows(dtype: str) -> list[Row]:
     return [
         Row(
@@ -305,6 +836,7 @@ def _ce_rows(dtype: str) -> list[Row]:
 ROWS: Sequence[Row] = (
     *_ce_rows("float32"),
     *_ce_rows("bfloat16"),
+    *_embedding_rows(),
     Row(
         "cross_entropy one-hot",
         lambda x, q: jaxent.cross_entropy(x, q),
@@ -455,6 +987,8 @@ ROWS: Sequence[Row] = (
         _regression,
         _t_mse,
     ),
+    *_regression_and_margin_rows(),
+    *_structured_rows(),
 )
 
 
@@ -502,7 +1036,7 @@ def run(
     if shapes is None:
         shapes = QUICK_SHAPES if quick else DEFAULT_SHAPES
     if repeats is None:
-        repeats = QUICK_REPEATS if quick else 10
+        repeats = QUICK_REPEATS if quick else DEFAULT_REPEATS
     torch = torch and importlib.util.find_spec("torch") is not None
     selected = [r for r in ROWS if rows is None or rows in f"{r.name} {r.dtype}"]
     table = Table({"loss": max((len(r.name) for r in selected), default=4), "peer": 19, "shape": 10})

@@ -21,6 +21,8 @@ import jaxent
 from jaxent.bench._timing import Table, alternate, temp_bytes
 
 DEFAULT_SHAPES = ((4096, 512, 32000, "float32"), (1024, 512, 128256, "float32"))
+QUICK_SHAPES = ((512, 128, 4096, "float32"),)
+DEFAULT_REPEATS, QUICK_REPEATS = 5, 3
 SHAPE_HELP = "NxDxV[xdtype] shapes, e.g. 4096x512x32000 or 1024x512x128256xbfloat16"
 
 
@@ -50,7 +52,9 @@ def _torch_runners(h: np.ndarray, w: np.ndarray, y: np.ndarray, dtype: str) -> d
     return {"torch": runner(None), "torch chunked": runner(torch.nn.LinearCrossEntropyOptions())}
 
 
-def run(shapes=DEFAULT_SHAPES, repeats: int = 5, torch: bool = True) -> list[dict[str, Any]]:
+def run(shapes=None, repeats: int | None = None, torch: bool = True, quick: bool = False) -> list[dict[str, Any]]:
+    shapes = shapes or (QUICK_SHAPES if quick else DEFAULT_SHAPES)
+    repeats = repeats or (QUICK_REPEATS if quick else DEFAULT_REPEATS)
     rows = []
     table = Table({"dtype": 8})
     for n, d, v, dtype in shapes:
@@ -67,7 +71,10 @@ def run(shapes=DEFAULT_SHAPES, repeats: int = 5, torch: bool = True) -> list[dic
         }
         contenders = {name: functools.partial(jax.jit(f), h, w, y) for name, f in programs.items()}
         if torch:
-            contenders.update(_torch_runners(h_np, w_np, y_np, dtype))
+            runners = _torch_runners(h_np, w_np, y_np, dtype)
+            if quick:  # PyTorch's chunked path takes seconds per call on a CPU even at the quick shape
+                runners.pop("torch chunked", None)
+            contenders.update(runners)
         median = alternate(contenders, repeats)
         row: dict[str, Any] = {"N": n, "D": d, "V": v, "dtype": dtype}
         row.update({f"{name} ms": f"{t * 1e3:.0f}" for name, t in median.items()})

@@ -26,6 +26,8 @@ import jaxent
 from jaxent.bench._timing import Table, alternate, memory_bytes
 
 DEFAULT_SHAPES = ((2048, 512, 32768, "float32"),)
+QUICK_SHAPES = ((512, 256, 8192, "float32"),)
+DEFAULT_REPEATS, QUICK_REPEATS = 5, 3
 SHAPE_HELP = "NxDxV[xdtype] shapes, e.g. 2048x512x32768"
 DEVICE_COUNTS = (1, 2, 4, 8)
 
@@ -35,8 +37,10 @@ def parse_shape(text: str) -> tuple[int, int, int, str]:
     return int(n), int(d), int(v), dtype[0] if dtype else "float32"
 
 
-def run(shapes=DEFAULT_SHAPES, repeats: int = 5, torch: bool = False) -> list[dict[str, Any]]:
+def run(shapes=None, repeats: int | None = None, torch: bool = False, quick: bool = False) -> list[dict[str, Any]]:
     del torch  # PyTorch has no counterpart here
+    shapes = shapes or (QUICK_SHAPES if quick else DEFAULT_SHAPES)
+    repeats = repeats or (QUICK_REPEATS if quick else DEFAULT_REPEATS)
     rows = []
     table = Table({"loss": 20, "dtype": 8})
     for n, d, v, dtype in shapes:
