@@ -16,7 +16,7 @@ from jax.experimental import checkify
 from jax.test_util import check_grads
 
 import jaxent
-from tests import programs
+from tests import programs, torch_cases
 from tests import references as ref
 from tests.tolerances import GRAD, LOSS, PARITY, assert_close
 
@@ -917,20 +917,7 @@ def test_new_losses_match_float64_reference(name, options):
 
 def _torch_own_cases(torch):
     """PyTorch's own test inputs: ``common_modules.module_db`` and ``common_methods_invocations.op_db``."""
-    import sys
-    import types
-    import unittest
-
-    try:
-        import expecttest  # noqa: F401
-    except ImportError:  # torch's test utilities import it only for their TestCase base class
-        stub = types.ModuleType("expecttest")
-        stub.TestCase = unittest.TestCase  # type: ignore[attr-defined]
-        sys.modules["expecttest"] = stub
-    from torch.testing._internal.common_methods_invocations import op_db
-    from torch.testing._internal.common_modules import module_db
-
-    return module_db, op_db
+    return torch_cases.module_and_op_db()
 
 
 OWN = {
