@@ -92,7 +92,7 @@ def _masked_lse(x: jax.Array, mask: jax.Array | None) -> jax.Array:
     xf = x.astype(ct)
     r = xf > -jnp.inf if mask is None else (xf > -jnp.inf) & mask
     # Paired with a count so that the reduce is variadic and fuses its producers (see row_sums).
-    (s,), (n,) = row_sums((jnp.where(r, jnp.exp(jnp.where(r, xf, m) - m), 0),), (r,), exact=(0,))
+    (s,), (n,) = row_sums((jnp.where(r, jnp.exp(jnp.where(r, xf, m) - m), 0),), (r,))
     # s >= 1 when any class remains (the max contributes exp(0)); an empty row gets 0.
     return jnp.where(n > 0, m[..., 0] + jnp.log(jnp.where(n > 0, s, 1)), 0)[..., None]
 
@@ -116,7 +116,7 @@ def _prob_primal(kind, x, q, mask, alpha, hyper, rows=None):
     # Poly-1's ψ and ψ' share only exp(-ce), which XLA computes in each of two loops; the
     # focal ones share a power, which XLA:CPU would write to memory: one reduce (see row_sums).
     (losses, s), (n,) = row_sums(
-        (jnp.where(nz, w * value, 0), jnp.where(nz, w * d_ce, 0)), (r,), exact=(0, 1), together=kind == "focal"
+        (jnp.where(nz, w * value, 0), jnp.where(nz, w * d_ce, 0)), (r,), together=kind == "focal"
     )
     return jnp.where(n > 0, losses, 0), lse, s[..., None]
 
