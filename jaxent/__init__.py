@@ -88,6 +88,9 @@ from jaxent._sparse import SparsemaxLoss as SparsemaxLoss
 from jaxent._sparse import make_fenchel_young_loss as make_fenchel_young_loss
 from jaxent._sparse import multiclass_sparsemax_loss as multiclass_sparsemax_loss
 from jaxent._sparse import sparsemax_loss as sparsemax_loss
+from jaxent._stats import LogSoftmaxStats as LogSoftmaxStats
+from jaxent._stats import linear_log_softmax_stats as linear_log_softmax_stats
+from jaxent._stats import log_softmax_stats as log_softmax_stats
 
 __version__ = "0.1.0"
 
@@ -112,6 +115,7 @@ __all__ = [
     "L2Loss",
     "LinearCrossEntropyLoss",
     "LogCoshLoss",
+    "LogSoftmaxStats",
     "MSELoss",
     "MarginRankingLoss",
     "MultiClassHingeLoss",
@@ -153,7 +157,9 @@ __all__ = [
     "l1_loss",
     "l2_loss",
     "linear_cross_entropy",
+    "linear_log_softmax_stats",
     "log_cosh",
+    "log_softmax_stats",
     "make_fenchel_young_loss",
     "margin_ranking_loss",
     "mean_denominator",

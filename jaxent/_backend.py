@@ -241,11 +241,16 @@ def linear_tangent(
     if not live:
         return jnp.zeros_like(out)
 
+    def term(p, t):
+        # A half-precision tangent of a primal that the partials upcast (a cast is linear).
+        dtype = p.dtype if p.dtype.itemsize >= t.dtype.itemsize else t.dtype
+        return p.astype(dtype) * t.astype(dtype)
+
     def tangent(primals, live_tangents):
         ps = partials(*primals)
-        total = ps[live[0]] * live_tangents[0]
+        total = term(ps[live[0]], live_tangents[0])
         for i, t in zip(live[1:], live_tangents[1:]):
-            total = total + ps[i] * t
+            total = total + term(ps[i], t)
         return jnp.broadcast_to(total, out.shape).astype(out.dtype)
 
     return recomputed(tangent)(tuple(primals), [tangents[i] for i in live])

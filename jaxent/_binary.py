@@ -114,7 +114,7 @@ def _xmul(c: jax.Array, a: jax.Array) -> jax.Array:
 
 
 @jax.custom_jvp
-def _sigmoid_ce(x: jax.Array, cp: jax.Array, cn: jax.Array) -> jax.Array:
+def sigmoid_ce(x: jax.Array, cp: jax.Array, cn: jax.Array) -> jax.Array:
     """``cp·(-log σ(x)) + cn·(-log(1 - σ(x)))`` elementwise, for ``cp, cn >= 0``."""
     u, v = _log_terms(x)
     return _term(cp, u) + _term(cn, v)
@@ -126,9 +126,9 @@ def _sigmoid_ce_partials(x: jax.Array, cp: jax.Array, cn: jax.Array) -> tuple[ja
     return cn * t.sx - cp * t.snx, _drop_inf(t.u), _drop_inf(t.v)
 
 
-@functools.partial(_sigmoid_ce.defjvp, symbolic_zeros=True)
+@functools.partial(sigmoid_ce.defjvp, symbolic_zeros=True)
 def _sigmoid_ce_jvp(primals, tangents):
-    out = _sigmoid_ce(*primals)
+    out = sigmoid_ce(*primals)
     return out, _backend.linear_tangent(_sigmoid_ce_partials, out, primals, tangents)
 
 
@@ -387,7 +387,7 @@ def binary_cross_entropy_with_logits(
     cp, cn = (y if pw is None else pw * y), 1 - y
     if w is not None:
         cp, cn = w * cp, w * cn
-    return _checks.attach_checks(_reduction.reduce_elements(_sigmoid_ce(x, cp, cn), mask, reduction), checks)
+    return _checks.attach_checks(_reduction.reduce_elements(sigmoid_ce(x, cp, cn), mask, reduction), checks)
 
 
 def binary_cross_entropy(
@@ -522,7 +522,7 @@ def sigmoid_focal_loss(
     if whole is not None:  # the default γ = 2: plain powers, no log space
         losses = _focal_power(x, y, cp, cn, whole)
     elif _checks.concrete(gamma) == 0:  # binary cross-entropy (times α_t)
-        losses = _sigmoid_ce(x, cp, cn)
+        losses = sigmoid_ce(x, cp, cn)
     else:
         losses = _focal(x, y, _checks.hyperparameter(gamma, x.dtype), cp, cn)
     return _checks.attach_checks(_reduction.reduce_elements(losses, mask, reduction), checks)

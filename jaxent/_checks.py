@@ -20,6 +20,9 @@ from jax.experimental import checkify
 
 REDUCTIONS = ("none", "sum", "mean")
 
+# A deferred check of a traced value: (ok, checkify message with one {} for the payload, payload).
+Check = tuple[jax.Array, str, jax.Array]
+
 
 def compute_dtype(dtype: Any) -> jnp.dtype:
     """float64 stays float64; every other float (bf16, f16, f32) computes in float32."""
@@ -587,7 +590,7 @@ def traced_range_check(
     high: float | None = None,
     *,
     low_open: bool = False,
-) -> tuple[jax.Array, str, jax.Array] | None:
+) -> Check | None:
     """:func:`check_range` (a ValueError now) for a concrete ``value``; for a traced one, the
     ``(ok, message, payload)`` of the same check, for :func:`attach_check`."""
     if value is None or concrete(value) is not None:
@@ -603,7 +606,7 @@ def traced_range_check(
     return jnp.all(ok), f"{fn}: {name} must lie in {_interval(low, high, low_open)}, got {{}}.", v
 
 
-def traced_finite_check(fn: str, name: str, value: Any) -> tuple[jax.Array, str, jax.Array] | None:
+def traced_finite_check(fn: str, name: str, value: Any) -> Check | None:
     """:func:`check_finite` (a ValueError now) for a concrete ``value``; for a traced one, the
     ``(ok, message, payload)`` of the same check, for :func:`attach_check`."""
     if value is None or concrete(value) is not None:
@@ -614,7 +617,60 @@ def traced_finite_check(fn: str, name: str, value: Any) -> tuple[jax.Array, str,
     return jnp.isfinite(v), f"{fn}: {name} must be a finite number, got {{}}.", v
 
 
-def attach_checks(x: jax.Array, checks: Sequence[tuple[jax.Array, str, jax.Array] | None]) -> jax.Array:
+def finite_hyperparameter(fn: str, name: str, value: Any, dtype: Any) -> tuple[jax.Array, Check | None]:
+    """(a finite scalar hyperparameter such as ``margin`` or ``eps`` in ``dtype``, its check).
+
+    Any finite value is legal (PyTorch accepts negative margins); NaN and inf are a
+    ValueError now when concrete and a checkify check (for :func:`attach_checks`) when traced.
+    """
+    check = traced_finite_check(fn, name, value)  # first: it names a non-number value
+    return hyperparameter(value, dtype), check
+
+
+def checkify_text(text: str) -> str:
+    """``text`` as literal text of a checkify message (which ``str.format`` fills in)."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def sign_labels(fn: str, t: jax.Array, kept: jax.Array | None, ct: Any) -> tuple[jax.Array, Check | None]:
+    """(±1 labels in ``ct``, their check): ``-1``/``+1`` (integer or floating) or bool (True = +1).
+
+    A concrete label outside ``{-1, +1}`` on a kept element is a ValueError now; a traced one
+    becomes NaN (its loss and gradients are NaN, never a silently wrong value) and fails a
+    checkify check that names it. Dropped elements keep their value (the caller masks them).
+    """
+    if t.dtype == jnp.bool_:
+        return jnp.where(t, 1, -1).astype(ct), None
+    fix = "pass -1/+1 labels, a bool array (True = +1), or map {0, 1} labels with 2 * targets - 1."
+    y = t.astype(ct)
+    ok = y * y == 1
+    check = None
+    if concrete(t) is not None and (kept is None or concrete(kept) is not None):
+        check_allowed_values(fn, "targets", t, (-1, 1), kept, fix)  # a ValueError now
+    else:  # traced: a checkify check that names the first bad target
+        bad = ~ok if kept is None else kept & ~ok
+        message = checkify_text(f"{fn}: targets must lie in {{-1, 1}}, got ") + "{}" + checkify_text(f"; {fix}")
+        check = (~jnp.any(bad), message, offending_value(t, bad))
+    # A kept label outside {-1, +1} (y² != 1) is NaN: its loss and its gradient -y·(...) are NaN.
+    return jnp.where(ok if kept is None else ok | ~kept, y, jnp.nan), check
+
+
+def row_mask(fn: str, where: Any, batch_shape: tuple[int, ...], x_name: str) -> jax.Array | None:
+    """``where`` as one bool per row (per pair or triplet of embeddings): a mask of ``batch_shape``."""
+    if where is None:
+        return None
+    m = as_array(fn, "where", where)
+    if m.dtype != jnp.bool_:
+        raise TypeError(f"{fn}: where must be a boolean mask, got dtype {m.dtype}; pass e.g. where=(lengths_mask > 0).")
+    if m.shape != tuple(batch_shape):
+        raise ValueError(
+            f"{fn}: where has shape {m.shape} but {x_name} has the batch shape {tuple(batch_shape)} (its shape "
+            f"without the feature axis); pass one bool per row, shape {tuple(batch_shape)}."
+        )
+    return m
+
+
+def attach_checks(x: jax.Array, checks: Sequence[Check | None]) -> jax.Array:
     """:func:`attach_check` for each of ``checks`` that is not None."""
     for check in checks:
         if check is not None:

@@ -545,17 +545,17 @@ class CTCLoss(LossObject):
 
     function: ClassVar = staticmethod(ctc_loss)
     blank: int = static_field(default=0)
-    inputs: str = static_field(default="logits")
+    inputs: Literal["logits", "log_probs"] = static_field(default="logits")
     zero_infinity: bool = static_field(default=False)
-    reduction: str = static_field(default="mean")
+    reduction: _reduction.Reduction = static_field(default="mean")
 
-    def __call__(self, *arrays: Any, where: Any = None, **paddings: Any) -> Any:
+    def __call__(self, *arrays: ArrayLike, where: ArrayLike | None = None, **paddings: ArrayLike) -> jax.Array:
         return ctc_loss(
             *arrays,
             where=where,
             blank=self.blank,
-            inputs=self.inputs,  # type: ignore[arg-type]
+            inputs=self.inputs,
             zero_infinity=self.zero_infinity,
-            reduction=self.reduction,  # type: ignore[arg-type]
+            reduction=self.reduction,
             **paddings,
         )

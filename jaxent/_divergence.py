@@ -316,7 +316,7 @@ class KLDivLoss(LossObject):
     function: ClassVar = staticmethod(kl_divergence)
     log_target: bool = static_field(default=False)
     axis: int | tuple[int, ...] = static_field(default=-1)
-    reduction: str = static_field(default="mean")
+    reduction: _reduction.Reduction = static_field(default="mean")
 
 
 @loss_object
@@ -335,4 +335,4 @@ class GeneralizedKLDivLoss(LossObject):
     function: ClassVar = staticmethod(generalized_kl_divergence)
     log_target: bool = static_field(default=False)
     axis: int | tuple[int, ...] = static_field(default=-1)
-    reduction: str = static_field(default="mean")
+    reduction: _reduction.Reduction = static_field(default="mean")

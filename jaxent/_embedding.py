@@ -54,29 +54,9 @@ def _features(
     return [_checks.move_classes_last(x, axes) for x in xs], batch, axes, ct
 
 
-def _row_mask(fn: str, where: Any, batch_shape: tuple[int, ...], x_name: str) -> jax.Array | None:
-    """``where`` as one bool per row (per pair or triplet): a mask of ``batch_shape``."""
-    if where is None:
-        return None
-    m = _checks.as_array(fn, "where", where)
-    if m.dtype != jnp.bool_:
-        raise TypeError(f"{fn}: where must be a boolean mask, got dtype {m.dtype}; pass e.g. where=(lengths_mask > 0).")
-    if m.shape != tuple(batch_shape):
-        raise ValueError(
-            f"{fn}: where has shape {m.shape} but {x_name} has the batch shape {tuple(batch_shape)} (its shape "
-            f"without the feature axis); pass one bool per row, shape {tuple(batch_shape)}."
-        )
-    return m
-
-
-def _escape(text: str) -> str:
-    """``text`` as literal text of a checkify message (which ``str.format`` fills in)."""
-    return text.replace("{", "{{").replace("}", "}}")
-
-
 def _signs(
     fn: str, targets: Any, shape: tuple[int, ...], kept: jax.Array | None, ct: Any, x_name: str
-) -> tuple[jax.Array, tuple | None]:
+) -> tuple[jax.Array, _checks.Check | None]:
     """(±1 labels in ``ct``, their checkify check): ``-1``/``+1`` (integer or floating) or bool.
 
     A concrete label outside ``{-1, +1}`` on a kept element is a ValueError now; a traced one
@@ -90,28 +70,8 @@ def _signs(
         )
     if t.shape != tuple(shape):
         raise ValueError(f"{fn}: targets has shape {t.shape} but must have the shape {tuple(shape)} of {x_name}.")
-    if t.dtype == jnp.bool_:
-        y = jnp.where(t, 1, -1).astype(ct)
-        return (y if kept is None else jnp.where(kept, y, 1)), None
-    fix = "pass -1/+1 labels, a bool array (True = +1), or map {0, 1} labels with 2 * targets - 1."
-    y = t.astype(ct)
-    ok = y * y == 1
-    check = None
-    if _checks.concrete(t) is not None and (kept is None or _checks.concrete(kept) is not None):
-        _checks.check_allowed_values(fn, "targets", t, (-1, 1), kept, fix)  # a ValueError now
-    else:  # traced: a checkify check that names the first bad target
-        bad = ~ok if kept is None else kept & ~ok
-        message = _escape(f"{fn}: targets must lie in {{-1, 1}}, got ") + "{}" + _escape(f"; {fix}")
-        check = (~jnp.any(bad), message, _checks.offending_value(t, bad))
-    # A kept label outside {-1, +1} is NaN, which poisons its loss and gradients.
-    y = jnp.where(ok, y, jnp.nan)
+    y, check = _checks.sign_labels(fn, t, kept, ct)
     return (y if kept is None else jnp.where(kept, y, 1)), check
-
-
-def _scalar(fn: str, name: str, value: Any, ct: Any) -> tuple[jax.Array, tuple | None]:
-    """A finite scalar hyperparameter (``margin``, ``eps``; may be traced) in ``ct``, and its check."""
-    check = _checks.traced_finite_check(fn, name, value)
-    return _checks.hyperparameter(value, ct), check
 
 
 def _ones(x: jax.Array) -> jax.Array:
@@ -554,9 +514,9 @@ def cosine_embedding_loss(
     fn = "cosine_embedding_loss"
     _checks.check_reduction(fn, reduction)
     (a, b), batch, _, ct = _features(fn, ("x1", "x2"), (x1, x2), axis)
-    kept = _row_mask(fn, where, batch, "x1")
+    kept = _checks.row_mask(fn, where, batch, "x1")
     y, y_check = _signs(fn, targets, batch, kept, ct, "x1 without its feature axis")
-    m, m_check = _scalar(fn, "margin", margin, ct)
+    m, m_check = _checks.finite_hyperparameter(fn, "margin", margin, ct)
     rows = _ones(a) if kept is None else jnp.broadcast_to(kept[..., None], a.shape)
     dot, na, nb, _ = _cosine_sums(a, b, rows, ct)
     # a·b / sqrt((|a|² + ε)(|b|² + ε)), as two rsqrt factors: the product of the norms cannot overflow.
@@ -624,7 +584,7 @@ def margin_ranking_loss(
     if not (jnp.issubdtype(t.dtype, jnp.floating) or jnp.issubdtype(t.dtype, jnp.integer) or t.dtype == jnp.bool_):
         raise TypeError(f"{fn}: targets must be a floating, integer or boolean array, got dtype {t.dtype}.")
     _checks.check_same_shape(fn, "targets", t, "x1", shape)
-    m, m_check = _scalar(fn, "margin", margin, ct)
+    m, m_check = _checks.finite_hyperparameter(fn, "margin", margin, ct)
     # The mask as given (size-1 axes broadcast inside the fused pass); dropped elements read 0.
     mask = jnp.ones((1,) * len(shape), bool) if where is None else jnp.asarray(where)
     losses = _ranking(a, b, t, m, mask, ct)
@@ -681,7 +641,7 @@ def hinge_embedding_loss(
     kept = _checks.elementwise_mask(fn, where, x.shape, x_name="inputs")
     _, y_check = _signs(fn, targets, x.shape, kept, ct, "inputs")  # validation and the checkify check
     t = _checks.as_array(fn, "targets", targets)
-    m, m_check = _scalar(fn, "margin", margin, ct)
+    m, m_check = _checks.finite_hyperparameter(fn, "margin", margin, ct)
     mask = jnp.ones((1,) * x.ndim, bool) if where is None else jnp.asarray(where)
     losses = _hinge_embedding(x, t, m, mask, ct)
     return _checks.attach_checks(_reduction.reduce_elements(losses, kept, reduction), [y_check, m_check])
@@ -759,9 +719,9 @@ def triplet_margin_loss(
     _checks.check_static_bool(fn, "swap", swap)
     names = ("anchor", "positive", "negative")
     xs, batch, _, ct = _features(fn, names, (anchor, positive, negative), axis)
-    kept = _row_mask(fn, where, batch, "anchor")
-    m, m_check = _scalar(fn, "margin", margin, ct)
-    e, e_check = _scalar(fn, "eps", eps, ct)
+    kept = _checks.row_mask(fn, where, batch, "anchor")
+    m, m_check = _checks.finite_hyperparameter(fn, "margin", margin, ct)
+    e, e_check = _checks.finite_hyperparameter(fn, "eps", eps, ct)
     a, pos, neg = xs
     # Dropped rows leave the sums (and get zero gradient): NaN padding reaches neither.
     d_pos, d_neg, *d_swap = _triplet_distances((a, pos, neg), p, e, ct, kept, 3 if swap else 2)
@@ -826,7 +786,7 @@ def triplet_margin_with_distance_loss(
     names = ("anchor", "positive", "negative")
     if distance_function is None:
         xs, batch, _, ct = _features(fn, names, (anchor, positive, negative), -1)
-        kept = _row_mask(fn, where, batch, "anchor")
+        kept = _checks.row_mask(fn, where, batch, "anchor")
         d = _triplet_distances(tuple(xs), 2.0, jnp.asarray(1e-6, ct), ct, kept, 3 if swap else 2)
     else:
         xs = [_checks.as_array(fn, n, x) for n, x in zip(names, (anchor, positive, negative))]
@@ -856,8 +816,8 @@ def triplet_margin_with_distance_loss(
     ct = _checks.compute_dtype(jnp.result_type(*(di.dtype for di in d)))
     d = [di.astype(ct) for di in d]
     if distance_function is not None:
-        kept = _row_mask(fn, where, d[0].shape, "the distances")
-    m, m_check = _scalar(fn, "margin", margin, ct)
+        kept = _checks.row_mask(fn, where, d[0].shape, "the distances")
+    m, m_check = _checks.finite_hyperparameter(fn, "margin", margin, ct)
     return _triplet_reduce(fn, d[0], d[1], d[2] if swap else None, m, kept, reduction, [m_check])
 
 
@@ -936,7 +896,7 @@ def ntxent(
             f"{fn}: labels has shape {y.shape} but embeddings has shape {e.shape}; pass one label per row, "
             f"shape {e.shape[:1]}."
         )
-    kept = _row_mask(fn, where, e.shape[:1], "embeddings")
+    kept = _checks.row_mask(fn, where, e.shape[:1], "embeddings")
     t_check = _checks.traced_range_check(fn, "temperature", temperature, 0.0, low_open=True)
     ct = _checks.compute_dtype(e.dtype)
     temp = _checks.hyperparameter(temperature, ct)
@@ -987,9 +947,9 @@ class CosineSimilarity(LossObject):
     """
 
     function: ClassVar = staticmethod(cosine_similarity)
-    epsilon: Any = 0.0
+    epsilon: ArrayLike = 0.0
     axis: int | tuple[int, ...] = static_field(default=-1)
-    reduction: str = static_field(default="none")
+    reduction: _reduction.Reduction = static_field(default="none")
 
 
 @loss_object
@@ -1006,9 +966,9 @@ class CosineDistanceLoss(LossObject):
     """
 
     function: ClassVar = staticmethod(cosine_distance)
-    epsilon: Any = 0.0
+    epsilon: ArrayLike = 0.0
     axis: int | tuple[int, ...] = static_field(default=-1)
-    reduction: str = static_field(default="none")
+    reduction: _reduction.Reduction = static_field(default="none")
 
 
 @loss_object
@@ -1024,9 +984,9 @@ class CosineEmbeddingLoss(LossObject):
     """
 
     function: ClassVar = staticmethod(cosine_embedding_loss)
-    margin: Any = 0.0
+    margin: ArrayLike = 0.0
     axis: int | tuple[int, ...] = static_field(default=-1)
-    reduction: str = static_field(default="mean")
+    reduction: _reduction.Reduction = static_field(default="mean")
 
 
 @loss_object
@@ -1042,8 +1002,8 @@ class MarginRankingLoss(LossObject):
     """
 
     function: ClassVar = staticmethod(margin_ranking_loss)
-    margin: Any = 0.0
-    reduction: str = static_field(default="mean")
+    margin: ArrayLike = 0.0
+    reduction: _reduction.Reduction = static_field(default="mean")
 
 
 @loss_object
@@ -1059,8 +1019,8 @@ class HingeEmbeddingLoss(LossObject):
     """
 
     function: ClassVar = staticmethod(hinge_embedding_loss)
-    margin: Any = 1.0
-    reduction: str = static_field(default="mean")
+    margin: ArrayLike = 1.0
+    reduction: _reduction.Reduction = static_field(default="mean")
 
 
 @loss_object
@@ -1077,12 +1037,12 @@ class TripletMarginLoss(LossObject):
     """
 
     function: ClassVar = staticmethod(triplet_margin_loss)
-    margin: Any = 1.0
+    margin: ArrayLike = 1.0
     p: float = static_field(default=2.0)
-    eps: Any = 1e-6
+    eps: ArrayLike = 1e-6
     swap: bool = static_field(default=False)
     axis: int | tuple[int, ...] = static_field(default=-1)
-    reduction: str = static_field(default="mean")
+    reduction: _reduction.Reduction = static_field(default="mean")
 
 
 @loss_object
@@ -1101,10 +1061,10 @@ class TripletMarginWithDistanceLoss(LossObject):
     """
 
     function: ClassVar = staticmethod(triplet_margin_with_distance_loss)
-    distance_function: Any = static_field(default=None)
-    margin: Any = 1.0
+    distance_function: Callable[[jax.Array, jax.Array], jax.Array] | None = static_field(default=None)
+    margin: ArrayLike = 1.0
     swap: bool = static_field(default=False)
-    reduction: str = static_field(default="mean")
+    reduction: _reduction.Reduction = static_field(default="mean")
 
 
 @loss_object
@@ -1121,5 +1081,5 @@ class NTXentLoss(LossObject):
     """
 
     function: ClassVar = staticmethod(ntxent)
-    temperature: Any = 0.07
-    reduction: str = static_field(default="mean")
+    temperature: ArrayLike = 0.07
+    reduction: _reduction.Reduction = static_field(default="mean")

@@ -14,12 +14,14 @@ few ``[N, chunk]`` float32 blocks, not ``N * V``.
 from __future__ import annotations
 
 import functools
-from typing import Any, ClassVar
+from collections.abc import Hashable
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.custom_derivatives import SymbolicZero
+from jax.typing import ArrayLike
 
 from jaxent import _backend, _checks, _reduction
 from jaxent._objects import LossObject, loss_object, static_field
@@ -29,7 +31,9 @@ from jaxent._softmax import (
     cap_partial,
     capped,
     log_of_sum,
+    scaled,
     scaled_gaps,
+    scaled_tangent,
     sharded_labels,
     softmax_losses,
     softmax_options,
@@ -83,6 +87,16 @@ class _Plan:
         return carry
 
 
+class LinearConfig(NamedTuple):
+    """The static part of :func:`linear_stats`."""
+
+    smooth: bool  # the label-smoothing sums
+    chunk_size: int | None  # vocabulary entries per chunk (None: the default plan)
+    axis_name: Hashable | None = None  # the mesh axis the vocabulary is sharded over
+    moments: bool = False  # the entropy's moment sum
+    argmax: bool = False  # the argmax of the raw logits
+
+
 def _logits(h, w, bias, start, size):
     """Raw logits ``[N, size, *K]`` of ``h @ W[start:start+size].T + b`` in float32: the same
     matmul in both passes."""
@@ -105,14 +119,16 @@ def _take(x, y, start, size):
     return jnp.take_along_axis(x, _local_targets(y, start, size), axis=1, mode="fill", fill_value=0)[:, 0]
 
 
-def _primal_stats(cfg, h, w, bias, y, q, cw, cap, rows) -> Stats:
-    smooth, chunk_size, axis_name = cfg
+def _primal_stats(cfg: LinearConfig, h, w, bias, y, q, cw, cap, scale, rows) -> Stats:
+    smooth, chunk_size, axis_name = cfg.smooth, cfg.chunk_size, cfg.axis_name
     ct = _checks.compute_dtype(h.dtype)
     shape = (h.shape[0],) + w.shape[1:-1]
     tiny = jnp.finfo(ct).min
 
     def step(start, size, w, c):
-        x, _ = capped(_logits(h, w, bias, start, size), cap)
+        raw = _logits(h, w, bias, start, size)
+        x, _ = capped(raw, cap)
+        x = scaled(x, scale)
         m = c["m"]
         # Online logsumexp: rescale the running sum to the new running max.
         m_new = jnp.maximum(jnp.maximum(m, jnp.max(x, axis=1)), tiny)
@@ -141,13 +157,27 @@ def _primal_stats(cfg, h, w, bias, y, q, cw, cap, rows) -> Stats:
             out["dot"] = dot + jnp.sum(jnp.where(finite, wt * jnp.maximum(gap, tiny), 0), axis=1)
             out["mass"] = c["mass"] + jnp.sum(jnp.where(finite, wt, 0), axis=1)
             out["lost"] = c["lost"] + jnp.sum(((gap == -jnp.inf) & (wt != 0)).astype(ct), axis=1)
+        if cfg.moments:
+            # sum e^(x-m')(x-m') = e^(m-m')(sum e^(x-m)(x-m) + (m - m') sum e^(x-m)) moves the running
+            # moment to the new max; gaps are clamped (e^-max·(-max) = 0, never 0·-inf).
+            moved = jnp.exp(m - m_new) * (c["moment"] + jnp.maximum(m - m_new, tiny) * c["s"])
+            g = jnp.maximum(x - mb, tiny)
+            out["moment"] = jnp.where(seen, moved, 0) + jnp.sum(jnp.where(finite, jnp.exp(g) * g, 0), axis=1)
+        if cfg.argmax:
+            # The first index of the largest raw logit: a later chunk wins only with a larger one.
+            top = jnp.max(raw, axis=1)
+            better = top > c["top"]
+            out["top"] = jnp.where(better, top, c["top"])
+            out["argmax"] = jnp.where(better, (jnp.argmax(raw, axis=1) + start).astype(ct), c["argmax"])
         return out
 
     zeros = jnp.zeros(shape, ct)
     init = dict(m=jnp.full(shape, -jnp.inf, ct), s=zeros)
     init.update({k: zeros for k, on in (("target", y is not None), ("sx", smooth), ("count", smooth)) if on})
     init.update({k: zeros for k in (("dot", "mass", "lost") if q is not None else ())})
-    init = _reduction.vary_like(init, h, w, bias, y, q, cw, cap)
+    init.update({"moment": zeros} if cfg.moments else {})
+    init.update({"top": jnp.full(shape, -jnp.inf, ct), "argmax": zeros} if cfg.argmax else {})
+    init = _reduction.vary_like(init, h, w, bias, y, q, cw, cap, scale)
     plan = _Plan(w.shape[0], int(np.prod(shape)), chunk_size)
     c = plan.fold(step, w, init)
     m = c["m"]
@@ -171,6 +201,10 @@ def _primal_stats(cfg, h, w, bias, y, q, cw, cap, rows) -> Stats:
         stats = stats._replace(smooth_dot=c["sx"])
     if q is not None:
         stats = stats._replace(dot=c["dot"], mass=c["mass"], lost=c["lost"])
+    if cfg.moments:
+        stats = stats._replace(moment=c["moment"])
+    if cfg.argmax:
+        stats = stats._replace(argmax=c["argmax"])
     return stats
 
 
@@ -180,7 +214,7 @@ def _live(t):
 
 
 def _stats_tangent(cfg, primals, stats: Stats, tangents) -> Stats:
-    """The tangent of :func:`_linear_stats`, linear in (d inputs, d weight, d bias, d probs,
+    """The tangent of :func:`linear_stats`, linear in (d inputs, d weight, d bias, d probs,
     d class weight, d cap).
 
     Per chunk: ``d logits = dh W_c^T + h dW_c^T + db_c`` (through the soft-cap chain), then
@@ -192,9 +226,9 @@ def _stats_tangent(cfg, primals, stats: Stats, tangents) -> Stats:
     the chunk's rows of ``d weight`` and ``d bias``, its columns of ``d probs``), saving
     only the primals and the ``[N]`` statistics, never a chunk's logits.
     """
-    smooth, chunk_size, axis_name = cfg
-    h, w, bias, y, q, cw, cap, rows = primals
-    dh, dw, db, _, dq, dcw, dcap, _ = map(_live, tangents)
+    smooth, chunk_size, axis_name = cfg.smooth, cfg.chunk_size, cfg.axis_name
+    h, w, bias, y, q, cw, cap, scale, rows = primals
+    dh, dw, db, _, dq, dcw, dcap, dscale, _ = map(_live, tangents)
     ct = _checks.compute_dtype(h.dtype)
     n, vocab = h.shape[0], w.shape[0]
     shape = (n,) + w.shape[1:-1]
@@ -235,6 +269,8 @@ def _stats_tangent(cfg, primals, stats: Stats, tangents) -> Stats:
             dx = dx * (1 - th * th)  # d/dx c*tanh(x/c) = 1 - tanh^2
             if dcap is not None:
                 dx = dx + jnp.where(finite, dcap * cap_partial(jnp.where(finite, raw, 0), th, cap), 0)
+        dx = scaled_tangent(dx, x, scale, dscale, finite)
+        x = scaled(x, scale)
         r = finite if fresh is None else finite & _classes(fresh, x.ndim)  # the chunk's own finite logits
         dx = jnp.where(r, dx, 0)
         # d lse / d logits = softmax = exp((x - m) - log_sum); d target = the target's entry.
@@ -266,6 +302,10 @@ def _stats_tangent(cfg, primals, stats: Stats, tangents) -> Stats:
                 d_dot = d_dot + jnp.sum(dwt_r * xs, axis=1)
                 d_mass = jnp.sum(dwt_r, axis=1)
             out += [d_dot, d_mass]
+        if cfg.moments:
+            # d/dx_c e^(x_c - m)(x_c - m) = e^(x_c - m)(x_c - m + 1), m a constant; clamped as in the primal.
+            g = jnp.maximum(x - shift, tiny)
+            out.append(jnp.sum(jnp.exp(g) * (g + 1) * dx, axis=1))
         return tuple(out)
 
     plan = _Plan(vocab, int(np.prod(shape)), chunk_size)
@@ -282,9 +322,9 @@ def _stats_tangent(cfg, primals, stats: Stats, tangents) -> Stats:
         return tuple(a + c for a, c in zip(acc, body_chunk(clamped, plan.size, fresh)))
 
     zeros = jnp.zeros(shape, ct)
-    live = [t for t in (dh, dw, db, dq, dcw, dcap) if t is not None]
-    count = 1 + (y is not None) + smooth + 2 * (q is not None)
-    acc = _reduction.vary_like((zeros,) * count, h, w, bias, y, q, cw, cap, *live)
+    live = [t for t in (dh, dw, db, dq, dcw, dcap, dscale) if t is not None]
+    count = 1 + (y is not None) + smooth + 2 * (q is not None) + cfg.moments
+    acc = _reduction.vary_like((zeros,) * count, h, w, bias, y, q, cw, cap, scale, *live)
     acc = jax.lax.fori_loop(0, plan.count + (plan.tail > 0), body, acc)
     if axis_name is not None:
         acc = jax.lax.psum(acc, axis_name)
@@ -296,11 +336,15 @@ def _stats_tangent(cfg, primals, stats: Stats, tangents) -> Stats:
         out = out._replace(smooth_dot=next(it))
     if q is not None:
         out = out._replace(dot=next(it), mass=next(it), lost=jnp.zeros_like(stats.shift))  # a count does not move
+    if cfg.moments:
+        out = out._replace(moment=next(it))
+    if cfg.argmax:
+        out = out._replace(argmax=jnp.zeros_like(stats.shift))  # an index does not move
     return out
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _linear_stats(cfg, h, w, bias, y, q, cw, cap, rows) -> Stats:
+def linear_stats(cfg: LinearConfig, h, w, bias, y, q, cw, cap, scale, rows) -> Stats:
     """:class:`Stats` (relative to the row max) of the logits ``h @ w.T + bias`` (``[N, V, *K]``
     for a ``[V, *K, D]`` weight, the class axis 1), streamed over vocabulary chunks, for integer
     targets ``y`` or probabilities ``q``, with class weights ``cw``; tokens outside ``rows`` get
@@ -311,30 +355,30 @@ def _linear_stats(cfg, h, w, bias, y, q, cw, cap, rows) -> Stats:
     and recomputes each chunk's logits (:func:`_stats_tangent`): autodiff of the streamed
     loop would save every chunk's logits (``N * V``) for reverse mode.
     """
-    return _primal_stats(cfg, h, w, bias, y, q, cw, cap, rows)
+    return _primal_stats(cfg, h, w, bias, y, q, cw, cap, scale, rows)
 
 
-@functools.partial(_linear_stats.defjvp, symbolic_zeros=True)
+@functools.partial(linear_stats.defjvp, symbolic_zeros=True)
 def _linear_stats_jvp(cfg, primals, tangents):
-    stats = _linear_stats(cfg, *primals)
+    stats = linear_stats(cfg, *primals)
     return stats, _stats_tangent(cfg, primals, stats, tangents)
 
 
 def linear_cross_entropy(
-    inputs: Any,
-    weight: Any,
-    targets: Any,
+    inputs: ArrayLike,
+    weight: ArrayLike,
+    targets: ArrayLike,
     *,
-    bias: Any = None,
-    class_weight: Any = None,
+    bias: ArrayLike | None = None,
+    class_weight: ArrayLike | None = None,
     ignore_index: int | None = -100,
-    label_smoothing: Any = 0.0,
-    z_loss: Any = 0.0,
-    logit_softcap: Any = None,
-    where: Any = None,
-    reduction: str = "mean",
+    label_smoothing: ArrayLike = 0.0,
+    z_loss: ArrayLike = 0.0,
+    logit_softcap: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: _reduction.Reduction = "mean",
     chunk_size: int | None = None,
-    axis_name: Any = None,
+    axis_name: Hashable | None = None,
 ) -> jax.Array:
     r"""Fused ``inputs @ weight.T + bias`` and softmax cross-entropy, without the logits.
 
@@ -440,6 +484,32 @@ def linear_cross_entropy(
     return _reduction.reduce(losses, reduction, denominator)
 
 
+def checked_operands(
+    fn: str, inputs: ArrayLike, weight: ArrayLike, bias: ArrayLike | None, *, k_dimensional: bool = True
+) -> tuple[jax.Array, jax.Array, jax.Array | None]:
+    """(inputs ``[..., D]``, weight ``[V, *K, D]``, bias ``[V, *K]`` or None), validated."""
+    h = _checks.as_array(fn, "inputs", inputs)
+    w = _checks.as_array(fn, "weight", weight)
+    _checks.check_floating(fn, "inputs", h)
+    _checks.check_floating(fn, "weight", w)
+    forms = "[V, D] (or [V, d1, ..., dK, D] for the K-dimensional loss)" if k_dimensional else "[V, D]"
+    if h.ndim < 1 or w.ndim < 2 or w.shape[-1] != h.shape[-1] or (w.ndim > 2 and not k_dimensional):
+        raise ValueError(
+            f"{fn}: weight has shape {w.shape} but inputs has shape {h.shape}; weight must be "
+            f"{forms} with D = inputs.shape[-1] = {h.shape[-1] if h.ndim else '?'} (transpose a [D, V] matrix)."
+        )
+    b = None
+    if bias is not None:
+        b = _checks.as_array(fn, "bias", bias)
+        _checks.check_floating(fn, "bias", b)
+        if b.shape != w.shape[:-1]:
+            raise ValueError(
+                f"{fn}: bias has shape {b.shape} but weight has shape {w.shape}; pass bias of shape "
+                f"{w.shape[:-1]} (weight.shape[:-1])."
+            )
+    return h, w, b
+
+
 def linear_parts(
     inputs,
     weight,
@@ -458,16 +528,7 @@ def linear_parts(
 ) -> tuple[jax.Array, jax.Array]:
     """(per-token losses, per-token weights of the "mean" denominator) of :func:`linear_cross_entropy`."""
     fn = "linear_cross_entropy"
-    h = _checks.as_array(fn, "inputs", inputs)
-    w = _checks.as_array(fn, "weight", weight)
-    _checks.check_floating(fn, "inputs", h)
-    _checks.check_floating(fn, "weight", w)
-    if h.ndim < 1 or w.ndim < 2 or w.shape[-1] != h.shape[-1]:
-        raise ValueError(
-            f"{fn}: weight has shape {w.shape} but inputs has shape {h.shape}; weight must be "
-            f"[V, D] (or [V, d1, ..., dK, D] for the K-dimensional loss) with D = inputs.shape[-1] = "
-            f"{h.shape[-1] if h.ndim else '?'} (transpose a [D, V] matrix)."
-        )
+    h, w, b = checked_operands(fn, inputs, weight, bias)
     vocab, dim, out = w.shape[0], w.shape[-1], w.shape[1:-1]
     if out and axis_name is not None:
         raise ValueError(
@@ -498,15 +559,6 @@ def linear_parts(
             f"{fn}: targets must be integer token ids or floating probabilities, got dtype {t.dtype}; "
             "cast token ids with targets.astype(jnp.int32)."
         )
-    b = None
-    if bias is not None:
-        b = _checks.as_array(fn, "bias", bias)
-        _checks.check_floating(fn, "bias", b)
-        if b.shape != (vocab,) + out:
-            raise ValueError(
-                f"{fn}: bias has shape {b.shape} but weight has shape {w.shape}; pass bias of shape "
-                f"{(vocab,) + out} (weight.shape[:-1])."
-            )
     ct = _checks.compute_dtype(h.dtype)
     cw = None
     if class_weight is not None:
@@ -540,7 +592,8 @@ def linear_parts(
             y, wy = _checks.checked_labels(fn, t2, vocab, kept, ignore_index, cw, ct)
         else:
             y, wy = sharded_labels(fn, t2, vocab, kept, ignore_index, cw, axis_name, ct)
-    stats = _linear_stats((opts.smooth, chunk_size, axis_name), h2, w2, b2, y, q, cw, opts.cap, kept)
+    cfg = LinearConfig(opts.smooth, chunk_size, axis_name)
+    stats = linear_stats(cfg, h2, w2, b2, y, q, cw, opts.cap, None, kept)
     if opts.smooth:
         # The classes that get smoothing mass (no -inf bias) and their total class weight:
         # plain JAX of the bias and class weights (their gradients come from autodiff).
@@ -570,12 +623,12 @@ class LinearCrossEntropyLoss(LossObject):
     """
 
     function: ClassVar = staticmethod(linear_cross_entropy)
-    bias: Any = None
-    class_weight: Any = None
+    bias: ArrayLike | None = None
+    class_weight: ArrayLike | None = None
     ignore_index: int | None = static_field(default=-100)
-    label_smoothing: Any = 0.0
-    z_loss: Any = 0.0
-    logit_softcap: Any = None
-    reduction: str = static_field(default="mean")
+    label_smoothing: ArrayLike = 0.0
+    z_loss: ArrayLike = 0.0
+    logit_softcap: ArrayLike | None = None
+    reduction: _reduction.Reduction = static_field(default="mean")
     chunk_size: int | None = static_field(default=None)
-    axis_name: str | None = static_field(default=None)
+    axis_name: Hashable | None = static_field(default=None)

@@ -27,14 +27,6 @@ from jaxent import _backend, _binary, _checks, _reduction
 from jaxent._objects import LossObject, loss_object, static_field
 
 
-def _margin(fn: str, margin: Any, dtype: Any) -> tuple[jax.Array, tuple | None]:
-    """(margin in ``dtype``, its check for :func:`_checks.attach_checks`)."""
-    # Any finite margin is legal (PyTorch accepts negative ones); NaN and inf are not: a
-    # ValueError now when concrete, a checkify check when traced.
-    check = _checks.traced_finite_check(fn, "margin", margin)  # first: it names a non-number margin
-    return _checks.hyperparameter(margin, dtype), check
-
-
 def _hinge_parts(s: jax.Array, y: jax.Array, margin: jax.Array, squared: bool, *, partials: bool):
     """``max(0, margin - y s)`` (squared: its square) elementwise, or its partials in (s, y, margin)."""
     z = margin - y * s
@@ -120,26 +112,6 @@ def hinge_loss(
     return _binary_hinge("hinge_loss", scores, targets, margin, squared, where, reduction)
 
 
-def _signs(fn: str, t: jax.Array, kept: jax.Array | None, ct: Any) -> tuple[jax.Array, tuple | None]:
-    """±1 targets (bool: True = +1) in ``ct``; kept targets outside {-1, +1} are NaN, and their check."""
-    check: tuple[jax.Array, str, jax.Array] | None = None
-    if t.dtype == jnp.bool_:
-        return jnp.where(t, 1, -1).astype(ct), None
-    fix = "pass -1/+1 labels, a bool array (True = +1), or map {0, 1} labels with 2 * targets - 1."
-    y = t.astype(ct)
-    ok = y * y == 1
-    if _checks.concrete(t) is not None and (kept is None or _checks.concrete(kept) is not None):
-        _checks.check_allowed_values(fn, "targets", t, (-1, 1), kept, fix)  # a ValueError now
-    else:  # traced: a checkify check that names the first bad target
-        bad = ~ok if kept is None else kept & ~ok
-        message = _escape(f"{fn}: targets must lie in {{-1, 1}}, got ") + "{}" + _escape(f"; {fix}")
-        check = (~jnp.any(bad), message, _checks.offending_value(t, bad))
-    # A kept target outside {-1, +1} (y² != 1) poisons its element (and the mean) with NaN:
-    # y = NaN makes the loss NaN, and the gradient -y·(...) NaN.
-    y = jnp.where(ok if kept is None else ok | ~kept, y, jnp.nan)
-    return y, check
-
-
 def _binary_hinge(
     fn: str, scores: Any, targets: Any, margin: Any, squared: bool, where: Any, reduction: str
 ) -> jax.Array:
@@ -148,16 +120,11 @@ def _binary_hinge(
     s, t = _checks.elementwise_pair(fn, scores, targets, x_name="scores", integer_targets=True)
     kept = _checks.elementwise_mask(fn, where, s.shape, x_name="scores")
     ct = _checks.compute_dtype(s.dtype)
-    m, margin_check = _margin(fn, margin, ct)
-    y, check = _signs(fn, t, kept, ct)
+    m, margin_check = _checks.finite_hyperparameter(fn, "margin", margin, ct)
+    y, check = _checks.sign_labels(fn, t, kept, ct)
     return _checks.attach_checks(
         _reduction.reduce_elements(_hinge(s.astype(ct), y, m, squared), kept, reduction), [check, margin_check]
     )
-
-
-def _escape(text: str) -> str:
-    """``text`` as literal text of a checkify message (which ``str.format`` fills in)."""
-    return text.replace("{", "{{").replace("}", "}}")
 
 
 def _check_p(fn: str, p: Any) -> None:
@@ -207,7 +174,7 @@ class _Margins(NamedTuple):
     target_ok: jax.Array  # [...] bool: the target's class is not masked and its score not -inf
     target_score: jax.Array  # [...] s_y, 0 where the target is impossible
     margin: jax.Array
-    margin_check: tuple | None
+    margin_check: _checks.Check | None
 
 
 def _margins(fn: str, scores: Any, targets: Any, axis: Any, where: Any, weight: Any, margin: Any) -> _Margins:
@@ -226,7 +193,7 @@ def _margins(fn: str, scores: Any, targets: Any, axis: Any, where: Any, weight: 
     target_ok = sy != -jnp.inf
     if lay.class_mask is not None:
         target_ok = target_ok & _pick(lay.class_mask, label)
-    m, margin_check = _margin(fn, margin, ct)
+    m, margin_check = _checks.finite_hyperparameter(fn, "margin", margin, ct)
     return _Margins(
         lay=lay,
         x=lay.x.astype(ct),
@@ -671,7 +638,7 @@ def soft_margin_loss(
         sc, y = jnp.where(kept, sc, 0), jnp.where(kept, y, 0)
     one, zero = jnp.ones((), ct), jnp.zeros((), ct)
     # log(1 + e^{-z}) = -log σ(z) at z = y s: the binary cross-entropy core with (cp, cn) = (1, 0).
-    return _reduction.reduce_elements(_binary._sigmoid_ce(y * sc, one, zero), kept, reduction)
+    return _reduction.reduce_elements(_binary.sigmoid_ce(y * sc, one, zero), kept, reduction)
 
 
 def _label_axes(fn: str, x: jax.Array, axis: Any, where: Any) -> tuple[tuple[int, ...], Any, Any]:
@@ -753,7 +720,7 @@ def multilabel_soft_margin_loss(
     if drop is not None:
         # Dropped entries read 0 (a select: exactly zero gradient there, even for NaN padding).
         xc, tc = jnp.where(drop, xc, 0), jnp.where(drop, tc, 0)
-    terms = _binary._sigmoid_ce(xc, tc, 1 - tc)
+    terms = _binary.sigmoid_ce(xc, tc, 1 - tc)
     if w is not None:
         terms = _checks.move_classes_last(w, axes) * terms
     if label_mask is not None:
@@ -897,9 +864,9 @@ class HingeLoss(LossObject):
     """
 
     function: ClassVar = staticmethod(hinge_loss)
-    margin: Any = 1.0
+    margin: ArrayLike = 1.0
     squared: bool = static_field(default=False)
-    reduction: str = static_field(default="mean")
+    reduction: _reduction.Reduction = static_field(default="mean")
 
 
 @loss_object
@@ -916,10 +883,10 @@ class MultiMarginLoss(LossObject):
 
     function: ClassVar = staticmethod(multi_margin_loss)
     p: int = static_field(default=1)
-    margin: Any = 1.0
-    weight: Any = None
+    margin: ArrayLike = 1.0
+    weight: ArrayLike | None = None
     axis: int | tuple[int, ...] = static_field(default=-1)
-    reduction: str = static_field(default="mean")
+    reduction: _reduction.Reduction = static_field(default="mean")
 
 
 @loss_object
@@ -935,9 +902,9 @@ class MultiClassHingeLoss(LossObject):
     """
 
     function: ClassVar = staticmethod(multiclass_hinge_loss)
-    margin: Any = 1.0
+    margin: ArrayLike = 1.0
     axis: int | tuple[int, ...] = static_field(default=-1)
-    reduction: str = static_field(default="mean")
+    reduction: _reduction.Reduction = static_field(default="mean")
 
 
 @loss_object
@@ -953,7 +920,7 @@ class PerceptronLoss(LossObject):
     """
 
     function: ClassVar = staticmethod(perceptron_loss)
-    reduction: str = static_field(default="mean")
+    reduction: _reduction.Reduction = static_field(default="mean")
 
 
 @loss_object
@@ -972,7 +939,7 @@ class MultiClassPerceptronLoss(LossObject):
 
     function: ClassVar = staticmethod(multiclass_perceptron_loss)
     axis: int | tuple[int, ...] = static_field(default=-1)
-    reduction: str = static_field(default="mean")
+    reduction: _reduction.Reduction = static_field(default="mean")
 
 
 @loss_object
@@ -988,7 +955,7 @@ class SoftMarginLoss(LossObject):
     """
 
     function: ClassVar = staticmethod(soft_margin_loss)
-    reduction: str = static_field(default="mean")
+    reduction: _reduction.Reduction = static_field(default="mean")
 
 
 @loss_object
@@ -1006,9 +973,9 @@ class MultiLabelSoftMarginLoss(LossObject):
     """
 
     function: ClassVar = staticmethod(multilabel_soft_margin_loss)
-    weight: Any = None
+    weight: ArrayLike | None = None
     axis: int | tuple[int, ...] = static_field(default=-1)
-    reduction: str = static_field(default="mean")
+    reduction: _reduction.Reduction = static_field(default="mean")
 
 
 @loss_object
@@ -1025,4 +992,4 @@ class MultiLabelMarginLoss(LossObject):
 
     function: ClassVar = staticmethod(multilabel_margin_loss)
     axis: int = static_field(default=-1)
-    reduction: str = static_field(default="mean")
+    reduction: _reduction.Reduction = static_field(default="mean")

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import jax
+from jax.typing import ArrayLike
 
 T = TypeVar("T")
 
@@ -66,6 +67,6 @@ class LossObject:
 
     function: ClassVar[Callable[..., Any]]
 
-    def __call__(self, *arrays: Any, where: Any = None) -> Any:
+    def __call__(self, *arrays: ArrayLike, where: ArrayLike | None = None) -> jax.Array:
         options = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
         return type(self).function(*arrays, where=where, **options)

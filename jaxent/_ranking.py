@@ -9,7 +9,7 @@ float32, and its ``jax.custom_jvp`` rule (forward and reverse mode, higher order
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -118,5 +118,5 @@ class RankingSoftmaxLoss(LossObject):
 
     function: ClassVar = staticmethod(ranking_softmax_loss)
     axis: int = static_field(default=-1)
-    weights: Any = None
-    reduction: str = static_field(default="mean")
+    weights: ArrayLike | None = None
+    reduction: _reduction.Reduction = static_field(default="mean")

@@ -103,7 +103,7 @@ class MSELoss(LossObject):
     """
 
     function: ClassVar = staticmethod(mse_loss)
-    reduction: str = static_field(default="mean")
+    reduction: _reduction.Reduction = static_field(default="mean")
 
 
 # --------------------------------------------------------------------------------------
@@ -645,14 +645,10 @@ def gaussian_nll_loss(
         losses = losses + _HALF_LOG_2PI
     # A negative variance poisons its element with NaN (never a silently clamped value).
     losses = jnp.where(negative, jnp.nan, losses)
-    message = _escape(f"{fn}: var must be >= 0, got ") + "{}" + _escape("; pass variances, not log-variances.")
+    text = _checks.checkify_text
+    message = text(f"{fn}: var must be >= 0, got ") + "{}" + text("; pass variances, not log-variances.")
     var_check = (~jnp.any(negative), message, lowest)
     return _checks.attach_checks(_reduction.reduce_elements(losses, mask, reduction), [check, var_check])
-
-
-def _escape(text: str) -> str:
-    """``text`` as literal text of a checkify message (which ``str.format`` fills in)."""
-    return text.replace("{", "{{").replace("}", "}}")
 
 
 # --------------------------------------------------------------------------------------
@@ -672,8 +668,8 @@ class L1Loss(LossObject):
     """
 
     function: ClassVar = staticmethod(l1_loss)
-    weight: Any = None
-    reduction: str = static_field(default="mean")
+    weight: ArrayLike | None = None
+    reduction: _reduction.Reduction = static_field(default="mean")
 
 
 @loss_object
@@ -689,8 +685,8 @@ class SmoothL1Loss(LossObject):
     """
 
     function: ClassVar = staticmethod(smooth_l1_loss)
-    beta: Any = 1.0
-    reduction: str = static_field(default="mean")
+    beta: ArrayLike = 1.0
+    reduction: _reduction.Reduction = static_field(default="mean")
 
 
 @loss_object
@@ -706,9 +702,9 @@ class HuberLoss(LossObject):
     """
 
     function: ClassVar = staticmethod(huber_loss)
-    delta: Any = 1.0
-    weight: Any = None
-    reduction: str = static_field(default="mean")
+    delta: ArrayLike = 1.0
+    weight: ArrayLike | None = None
+    reduction: _reduction.Reduction = static_field(default="mean")
 
 
 @loss_object
@@ -724,7 +720,7 @@ class LogCoshLoss(LossObject):
     """
 
     function: ClassVar = staticmethod(log_cosh)
-    reduction: str = static_field(default="mean")
+    reduction: _reduction.Reduction = static_field(default="mean")
 
 
 @loss_object
@@ -740,7 +736,7 @@ class L2Loss(LossObject):
     """
 
     function: ClassVar = staticmethod(l2_loss)
-    reduction: str = static_field(default="mean")
+    reduction: _reduction.Reduction = static_field(default="mean")
 
 
 @loss_object
@@ -758,8 +754,8 @@ class PoissonNLLLoss(LossObject):
     function: ClassVar = staticmethod(poisson_nll_loss)
     log_input: bool = static_field(default=True)
     full: bool = static_field(default=False)
-    eps: Any = 1e-8
-    reduction: str = static_field(default="mean")
+    eps: ArrayLike = 1e-8
+    reduction: _reduction.Reduction = static_field(default="mean")
 
 
 @loss_object
@@ -776,5 +772,5 @@ class GaussianNLLLoss(LossObject):
 
     function: ClassVar = staticmethod(gaussian_nll_loss)
     full: bool = static_field(default=False)
-    eps: Any = 1e-6
-    reduction: str = static_field(default="mean")
+    eps: ArrayLike = 1e-6
+    reduction: _reduction.Reduction = static_field(default="mean")

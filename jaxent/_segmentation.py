@@ -144,7 +144,7 @@ def dice_loss(
     ignore_background: bool = False,
     axis: int | tuple[int, ...] | None = None,
     where: ArrayLike | None = None,
-    class_reduction: str = "mean",
+    class_reduction: _reduction.Reduction = "mean",
     reduction: _reduction.Reduction = "mean",
 ) -> jax.Array:
     r"""Soft Dice (Tversky) loss for segmentation, optax's ``dice_loss``.
@@ -367,15 +367,15 @@ class DiceLoss(LossObject):
     """
 
     function: ClassVar = staticmethod(dice_loss)
-    class_weights: Any = None
-    smooth: Any = 1.0
-    alpha: Any = 0.5
-    beta: Any = 0.5
+    class_weights: ArrayLike | None = None
+    smooth: ArrayLike = 1.0
+    alpha: ArrayLike = 0.5
+    beta: ArrayLike = 0.5
     apply_softmax: bool = static_field(default=True)
     ignore_background: bool = static_field(default=False)
     axis: int | tuple[int, ...] | None = static_field(default=None)
-    class_reduction: str = static_field(default="mean")
-    reduction: str = static_field(default="mean")
+    class_reduction: _reduction.Reduction = static_field(default="mean")
+    reduction: _reduction.Reduction = static_field(default="mean")
 
 
 @loss_object
@@ -389,9 +389,9 @@ class BinaryDiceLoss(LossObject):
     """
 
     function: ClassVar = staticmethod(binary_dice_loss)
-    smooth: Any = 1.0
+    smooth: ArrayLike = 1.0
     apply_sigmoid: bool = static_field(default=True)
-    reduction: str = static_field(default="mean")
+    reduction: _reduction.Reduction = static_field(default="mean")
 
 
 @loss_object
@@ -409,7 +409,7 @@ class MulticlassGeneralizedDiceLoss(LossObject):
     """
 
     function: ClassVar = staticmethod(multiclass_generalized_dice_loss)
-    smooth: Any = 1.0
+    smooth: ArrayLike = 1.0
     apply_softmax: bool = static_field(default=True)
     ignore_background: bool = static_field(default=False)
-    reduction: str = static_field(default="mean")
+    reduction: _reduction.Reduction = static_field(default="mean")

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
+from jax.typing import ArrayLike
 
 from jaxent import _checks, _reduction
 from jaxent._linear import linear_parts
@@ -42,19 +43,19 @@ def _placed(mesh, specs, args):
 
 
 def sharded_cross_entropy(
-    logits: Any,
-    targets: Any,
+    logits: ArrayLike,
+    targets: ArrayLike,
     *,
     mesh: jax.sharding.Mesh,
     vocab_axis: str,
     batch_axis: str | None = None,
-    weight: Any = None,
+    weight: ArrayLike | None = None,
     ignore_index: int | None = -100,
-    label_smoothing: Any = 0.0,
-    z_loss: Any = 0.0,
-    logit_softcap: Any = None,
-    where: Any = None,
-    reduction: str = "mean",
+    label_smoothing: ArrayLike = 0.0,
+    z_loss: ArrayLike = 0.0,
+    logit_softcap: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: _reduction.Reduction = "mean",
 ) -> jax.Array:
     """:func:`jaxent.cross_entropy` with the class axis (last) sharded over ``vocab_axis``.
 
@@ -104,21 +105,21 @@ def sharded_cross_entropy(
 
 
 def sharded_linear_cross_entropy(
-    inputs: Any,
-    weight: Any,
-    targets: Any,
+    inputs: ArrayLike,
+    weight: ArrayLike,
+    targets: ArrayLike,
     *,
     mesh: jax.sharding.Mesh,
     vocab_axis: str,
     batch_axis: str | None = None,
-    bias: Any = None,
-    class_weight: Any = None,
+    bias: ArrayLike | None = None,
+    class_weight: ArrayLike | None = None,
     ignore_index: int | None = -100,
-    label_smoothing: Any = 0.0,
-    z_loss: Any = 0.0,
-    logit_softcap: Any = None,
-    where: Any = None,
-    reduction: str = "mean",
+    label_smoothing: ArrayLike = 0.0,
+    z_loss: ArrayLike = 0.0,
+    logit_softcap: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: _reduction.Reduction = "mean",
     chunk_size: int | None = None,
 ) -> jax.Array:
     """:func:`jaxent.linear_cross_entropy` with ``weight`` ``[V, D]`` sharded along V (Megatron-style).

@@ -48,6 +48,8 @@ class Stats(NamedTuple):
     smooth_mass: jax.Array | None = None  # sum_{c in R} w_c
     remaining: jax.Array | None = None  # |R|, the classes that get smoothing mass
     lost: jax.Array | None = None  # unmasked classes with x_c - m = -inf and target mass w_c t_c != 0
+    moment: jax.Array | None = None  # sum_{c in R} e^(x_c - m) (x_c - m), for the entropy
+    argmax: jax.Array | None = None  # the first class of the largest raw logit (as a float; no tangent)
 
 
 # x_c - m may overflow while the loss does not (x = [M, M, -M] at float max M has a gap
@@ -67,6 +69,7 @@ class StatsConfig(NamedTuple):
 
     smooth: bool  # compute the label-smoothing sums
     axis_name: Any = None  # the mesh axis the classes are sharded over (inside shard_map)
+    moments: bool = False  # compute the entropy's moment sum
 
 
 def row_max(x: jax.Array, mask: jax.Array | None) -> jax.Array:
@@ -76,6 +79,19 @@ def row_max(x: jax.Array, mask: jax.Array | None) -> jax.Array:
     """
     x = jax.lax.stop_gradient(x)
     return _backend.row_max(x if mask is None else jnp.where(mask, x, -jnp.inf))
+
+
+def scaled(x: jax.Array, scale: jax.Array | None) -> jax.Array:
+    """``x · scale`` (the inverse temperature, > 0, so -inf stays -inf and the max stays the max)."""
+    return x if scale is None else x * scale
+
+
+def scaled_tangent(dx: jax.Array, x: jax.Array, scale: jax.Array | None, dscale: jax.Array | None, r: jax.Array):
+    """Tangent of ``x · scale`` for the tangent ``dx`` of ``x`` (finite on ``r``)."""
+    if scale is None:
+        return dx
+    dx = dx * scale
+    return dx if dscale is None else dx + jnp.where(r, dscale * jnp.where(r, x, 0), 0)
 
 
 def capped(x: jax.Array, cap: jax.Array | None) -> tuple[jax.Array, jax.Array | None]:
@@ -116,7 +132,7 @@ def _onehot(labels: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     return jax.lax.broadcasted_iota(jnp.int32, shape, len(shape) - 1) == labels.astype(jnp.int32)[..., None]
 
 
-def _primal_stats(cfg: StatsConfig, x, cap, mask, labels, probs, weight, rows=None) -> Stats:
+def _primal_stats(cfg: StatsConfig, x, cap, mask, labels, probs, weight, rows=None, scale=None) -> Stats:
     """``labels`` are indices into this device's classes; ``C`` (= x.shape[-1]) marks a
     target held by another device when the class axis is sharded over ``axis_name``."""
     ct = _checks.compute_dtype(x.dtype)
@@ -126,21 +142,23 @@ def _primal_stats(cfg: StatsConfig, x, cap, mask, labels, probs, weight, rows=No
     if cap is not None:
         # tanh is increasing: the max of the capped logits is the capped max.
         m = cap * jnp.tanh(m / cap)
-    m = shift_of(m, ct)
+    m = shift_of(scaled(m, scale), ct)
     mb = m[..., None]
     stats: dict[str, jax.Array] = {}
     if labels is not None:
         idx = labels[..., None]
         take = functools.partial(jnp.take_along_axis, indices=idx, axis=-1, mode="fill")
         xy, _ = capped(take(_backend.apart(x), fill_value=0)[..., 0], cap)
+        xy = scaled(xy, scale)
         # A NaN target logit stays (a NaN loss), not an impossible class (+inf).
         ry = _remaining(jnp.where(jnp.isnan(xy), 0, xy), None if mask is None else take(mask, fill_value=False)[..., 0])
         ry = ry & (labels < x.shape[-1])
         # x_y - m is exact (no cancellation at large logits).
         stats["target"] = jnp.where(ry, xy - m, -jnp.inf)
     xc, _ = capped(x, cap)
+    xc = scaled(xc, scale)
     r = _remaining(xc, mask)
-    if mask is None and cap is None and probs is None and not cfg.smooth:
+    if mask is None and cap is None and probs is None and not cfg.smooth and not cfg.moments:
         # Only the sum of exponentials (exp(-inf - m) = 0 needs no select) and the count of R.
         (s,), (remaining,) = _backend.row_sums((jnp.exp(xc - mb),), (r,))
         sums = {"s": s, "remaining": remaining.astype(ct)}
@@ -165,6 +183,10 @@ def _primal_stats(cfg: StatsConfig, x, cap, mask, labels, probs, weight, rows=No
             values["smooth_dot"] = gaps if w is None else w * gaps
             if w is not None:
                 values["smooth_mass"] = jnp.where(r, w, 0)
+        if cfg.moments:
+            # e^g·g with the gap clamped (an overflowing gap adds e^-max·(-max) = 0, not 0·-inf).
+            g = jnp.maximum(xs, jnp.finfo(ct).min)
+            values["moment"] = jnp.where(r, jnp.exp(g) * g, 0)
         value_sums, count_sums = _backend.row_sums(tuple(values.values()), tuple(counts.values()))
         sums = dict(zip(values, value_sums)) | {k: v.astype(ct) for k, v in zip(counts, count_sums)}
         if cfg.smooth and w is None:
@@ -206,8 +228,8 @@ def _stats_tangent(cfg: StatsConfig, primals, stats: Stats, tangents) -> Stats:
     d probs, d weight), with the softmax recomputed from the primals. Under
     ``jax.checkpoint`` reverse mode transposes it into one pass over the logits that
     saves nothing of size ``[batch, C]``."""
-    x, cap, mask, labels, probs, weight, rows = primals
-    dx, dcap, _, _, dprobs, dweight, _ = tangents
+    x, cap, mask, labels, probs, weight, rows, scale = primals
+    dx, dcap, _, _, dprobs, dweight, _, dscale = tangents
     ct = _checks.compute_dtype(x.dtype)
     x = _backend.apart(x)
     if rows is not None:
@@ -223,6 +245,8 @@ def _stats_tangent(cfg: StatsConfig, primals, stats: Stats, tangents) -> Stats:
     dxc = dx.astype(ct)
     if th is not None:
         dxc = _capped_tangent(jnp.where(r, dxc, 0), jnp.where(r, x.astype(ct), 0), th, cap, dcap, r)
+    dxc = scaled_tangent(dxc, xc, scale, dscale, r)
+    xc = scaled(xc, scale)
     # d lse / dx_c = softmax_c = exp(x_c - lse) over R (0 off R), with lse = hi + lo as an
     # exact sum (TwoSum of m and log_sum: at large logits hi = m rounds log_sum away, lo
     # keeps it). Its own row values (not the forward pass's m), so that XLA does not share
@@ -245,8 +269,13 @@ def _stats_tangent(cfg: StatsConfig, primals, stats: Stats, tangents) -> Stats:
             ry = xy > -jnp.inf
             xy = jnp.where(ry, xy, 0)
             dy = _capped_tangent(dy, xy, jnp.tanh(xy / cap), cap, dcap, ry)
+        if scale is not None:
+            xy = jnp.take_along_axis(x, y[..., None], axis=-1)[..., 0].astype(ct)
+            ry = xy > -jnp.inf
+            xy, _ = capped(jnp.where(ry, xy, 0), cap)
+            dy = scaled_tangent(dy, xy, scale, dscale, ry)
         out["target"] = jnp.where(here, dy, 0)
-    if probs is not None or cfg.smooth:
+    if probs is not None or cfg.smooth or cfg.moments:
         xs = jnp.where(r, xc - shift, 0)
         dxc = jnp.where(r, dxc, 0)  # the sums below run over R only
     w = _expand(weight, x.ndim)
@@ -268,6 +297,10 @@ def _stats_tangent(cfg: StatsConfig, primals, stats: Stats, tangents) -> Stats:
             gaps = jnp.where(r, scaled_gaps(xc, shift), 0)
             out["smooth_dot"] = jnp.sum(w * dxc, axis=-1) * GAP_SCALE + jnp.sum(dwr * gaps, axis=-1)
             out["smooth_mass"] = jnp.sum(dwr, axis=-1)
+    if cfg.moments:
+        # d/dx_c e^(x_c - m)(x_c - m) = e^(x_c - m)(x_c - m + 1), m a constant; clamped as in the primal.
+        g = jnp.maximum(xs, jnp.finfo(ct).min)
+        out["moment"] = jnp.sum(jnp.exp(g) * (g + 1) * dxc, axis=-1)
     if cfg.axis_name is not None:
         out = dict(zip(out, jax.lax.psum(tuple(out.values()), cfg.axis_name)))
     if rows is not None:
@@ -294,7 +327,7 @@ def put_last(arr: jax.Array, idx: jax.Array, values: jax.Array) -> jax.Array:
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def softmax_stats(cfg: StatsConfig, x, cap, mask, labels, probs, weight, rows=None) -> Stats:
+def softmax_stats(cfg: StatsConfig, x, cap, mask, labels, probs, weight, rows=None, scale=None) -> Stats:
     """:class:`Stats` of logits ``x`` ``[..., C]`` (any float dtype; computed in float32 or
     float64) with an optional soft-cap, class mask ``[..., C]``, integer ``labels``
     ``[...]``, probability targets ``[..., C]``, class weights ``[C]`` and the examples
@@ -304,7 +337,7 @@ def softmax_stats(cfg: StatsConfig, x, cap, mask, labels, probs, weight, rows=No
     and recomputes the softmax under ``jax.checkpoint``, so reverse mode saves only the
     inputs and the ``[batch]`` statistics.
     """
-    return _primal_stats(cfg, x, cap, mask, labels, probs, weight)
+    return _primal_stats(cfg, x, cap, mask, labels, probs, weight, scale=scale)
 
 
 @softmax_stats.defjvp

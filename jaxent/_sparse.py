@@ -47,6 +47,40 @@ def _sparse_plus_jvp(primals, tangents):
     return out, _backend.linear_tangent(_sparse_plus_partials, out, primals, tangents)
 
 
+def _binary_parts(validate: bool, x: jax.Array, t: jax.Array, kept: jax.Array, *, partials: bool):
+    """``sparse_plus((1 - 2t) x)`` on the kept elements (0 elsewhere), or its partials in (x, t, kept)."""
+    ct = _checks.compute_dtype(x.dtype)
+    # Dropped elements read 0: NaN padding reaches neither loss nor gradient.
+    xf = jnp.where(kept, x.astype(ct), 0)
+    # Label 1 scores u = -x, label 0 u = x: u = (1 - 2y) x, exact at ±inf (the factor is ±1), and
+    # arithmetic rather than a select on a boolean [N, C] mask that XLA:CPU would write to memory.
+    sign = 1 - 2 * t.astype(ct)
+    if validate:
+        # A kept label outside {0, 1} poisons its element's loss and gradients with NaN.
+        sign = jnp.where(((t == 0) | (t == 1)) | ~kept, sign, jnp.nan)
+    u = sign * xf
+    if not partials:
+        return _sparse_plus(u)
+    (d_u,) = _sparse_plus_partials(u)
+    d_x = jnp.where(kept, d_u * sign, 0)
+    return d_x, d_u * -2 * xf, jnp.zeros_like(d_x)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _binary_sparsemax(validate: bool, x: jax.Array, t: jax.Array, kept: jax.Array) -> jax.Array:
+    return _binary_parts(validate, x, t, kept, partials=False)
+
+
+@functools.partial(_binary_sparsemax.defjvp, symbolic_zeros=True)
+def _binary_sparsemax_jvp(validate, primals, tangents):
+    # A rule over the inputs (not over u): reverse mode saves only x, the labels and the mask
+    # and recomputes u and its partials next to the gradient; autodiff would save u, [N, C]
+    # float32 for bfloat16 logits, or the label check's mask.
+    out = _binary_sparsemax(validate, *primals)
+    parts = functools.partial(_binary_parts, validate, partials=True)
+    return out, _backend.linear_tangent(parts, out, primals, tangents)
+
+
 def sparsemax_loss(
     logits: ArrayLike,
     labels: ArrayLike,
@@ -96,36 +130,21 @@ def sparsemax_loss(
     _checks.check_reduction(fn, reduction)
     x, t = _checks.elementwise_pair(fn, logits, labels, x_name="logits", integer_targets=True)
     kept = _checks.elementwise_mask(fn, where, x.shape, x_name="logits")
-    ct = _checks.compute_dtype(x.dtype)
-    xf = x.astype(ct)
-    if kept is not None:
-        # Dropped elements read 0: NaN padding reaches neither loss nor gradient.
-        xf = jnp.where(kept, xf, 0)
     check = None
-    if t.dtype == jnp.bool_:
-        bad = None
-    else:
+    validate = False
+    if t.dtype != jnp.bool_:
         fix = "pass 0/1 labels or a bool array (True = 1)."
-        ok = (t == 0) | (t == 1)
         if _checks.concrete(t) is not None and (kept is None or _checks.concrete(kept) is not None):
             _checks.check_allowed_values(fn, "labels", t, (0, 1), kept, fix)  # a ValueError now
-            bad = None
         else:
-            bad = ~ok if kept is None else kept & ~ok
-            message = _escape(f"{fn}: labels must lie in {{0, 1}}, got ") + "{}" + _escape(f"; {fix}")
+            validate = True
+            bad = ~((t == 0) | (t == 1)) if kept is None else kept & ~((t == 0) | (t == 1))
+            text = _checks.checkify_text
+            message = text(f"{fn}: labels must lie in {{0, 1}}, got ") + "{}" + text(f"; {fix}")
             check = (~jnp.any(bad), message, _checks.offending_value(t, bad))
-    # Label 1 scores u = -x, label 0 u = x: u = (1 - 2y) x, exact at ±inf (the factor is ±1), and
-    # arithmetic rather than a select on a boolean [N, C] mask that XLA:CPU would write to memory.
-    losses = _sparse_plus((1 - 2 * t.astype(ct)) * xf)
-    if bad is not None:
-        # A kept label outside {0, 1} poisons its element (and the mean) with NaN.
-        losses = jnp.where(bad, jnp.nan, losses)
+    keep = jnp.ones((), bool) if kept is None else kept
+    losses = _binary_sparsemax(validate, x, t, keep)
     return _checks.attach_checks(_reduction.reduce_elements(losses, kept, reduction), [check])
-
-
-def _escape(text: str) -> str:
-    """``text`` as literal text of a checkify message (which ``str.format`` fills in)."""
-    return text.replace("{", "{{").replace("}", "}}")
 
 
 # --------------------------------------------------------------------------------------
@@ -393,7 +412,7 @@ class SparsemaxLoss(LossObject):
     """
 
     function: ClassVar = staticmethod(sparsemax_loss)
-    reduction: str = static_field(default="mean")
+    reduction: _reduction.Reduction = static_field(default="mean")
 
 
 @loss_object
@@ -408,4 +427,4 @@ class MulticlassSparsemaxLoss(LossObject):
 
     function: ClassVar = staticmethod(multiclass_sparsemax_loss)
     axis: int | tuple[int, ...] = static_field(default=-1)
-    reduction: str = static_field(default="mean")
+    reduction: _reduction.Reduction = static_field(default="mean")

@@ -678,3 +678,24 @@ def linear_cross_entropy(inputs, weight, targets, *, bias=None, class_weight=Non
         b = jnp.asarray(bias).astype(f64)
         x = x + b.reshape((1,) * (h.ndim - 1) + b.shape)
     return cross_entropy(x, targets, axis=h.ndim - 1, weight=class_weight, **options)
+
+
+def log_softmax_stats(logits, targets=None, *, temperature=1.0, logit_softcap=None, where=None):
+    """(log p_y, entropy, logsumexp, argmax) of softmax(z), z = softcap(logits) / T, over the last
+    axis; ``where`` a class mask of the logits' shape (a removed class has probability 0)."""
+    x = jnp.asarray(logits).astype(f64)
+    raw = x
+    if logit_softcap is not None:
+        x = logit_softcap * jnp.tanh(x / logit_softcap)
+    z = x / temperature
+    if where is not None:
+        z = jnp.where(where, z, -jnp.inf)
+        raw = jnp.where(where, raw, -jnp.inf)
+    lp = jax.nn.log_softmax(z, axis=-1)
+    p = jnp.exp(lp)
+    entropy = -jnp.sum(jnp.where(p > 0, p * jnp.where(p > 0, lp, 0), 0), axis=-1)
+    lse = jax.nn.logsumexp(z, axis=-1)
+    log_prob = None
+    if targets is not None:
+        log_prob = jnp.take_along_axis(lp, jnp.asarray(targets)[..., None], axis=-1)[..., 0]
+    return log_prob, entropy, lse, jnp.argmax(raw, axis=-1)

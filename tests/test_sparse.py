@@ -268,6 +268,24 @@ MULTI_BAD = [
 ]
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize("labels", [jnp.int32, jnp.float32, jnp.bool_])
+@pytest.mark.parametrize("masked", [False, True])
+def test_binary_compiled_temp_memory_is_at_most_one_percent_of_the_logits(dtype, labels, masked):
+    # Traced labels (jit arguments) take the checkify path; its NaN poisoning must not save an
+    # [N, C] mask for the backward pass.
+    shape = (4096, 32000)
+    x, y = jax.ShapeDtypeStruct(shape, dtype), jax.ShapeDtypeStruct(shape, labels)
+    m = jax.ShapeDtypeStruct(shape, jnp.bool_)
+
+    def loss(x, y, m):
+        return jaxent.sparsemax_loss(x, y, where=m if masked else None, reduction="mean")
+
+    budget = 0.01 * 4 * shape[0] * shape[1]
+    assert programs.temp_bytes(jax.value_and_grad(loss), x, y, m) <= budget
+    assert programs.temp_bytes(loss, x, y, m) <= budget
+
+
 @pytest.mark.parametrize(("kwargs", "error", "match"), MULTI_BAD)
 def test_multiclass_bad_input_is_a_clear_error(kwargs, error, match):
     args = dict(scores=np.zeros((4, 3)), targets=np.zeros((4,), np.int32))

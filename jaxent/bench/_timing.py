@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import platform
 import statistics
 import time
@@ -27,17 +28,32 @@ def memory_bytes(fn: Callable[..., Any], *args: Any) -> tuple[int, int]:
 K = TypeVar("K", bound=Hashable)
 
 
-def alternate(contenders: Mapping[K, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[K, float]:
-    """Median seconds per call of each contender, timed round-robin after a warm-up."""
+def alternate(
+    contenders: Mapping[K, Callable[[], Any]], repeats: int, warmup: int = 1, sample_s: float = 2e-3
+) -> dict[K, float]:
+    """Median seconds per call of each contender, timed round-robin after a warm-up.
+
+    A sample is a run of back-to-back calls (the same number for every contender) lasting at
+    least ``sample_s`` for the fastest one, so that sub-millisecond calls are not timed at
+    the resolution of the clock and the dispatcher's jitter.
+    """
     for _ in range(warmup):
         for run in contenders.values():
             jax.block_until_ready(run())
+    fastest = float("inf")
+    for run in contenders.values():  # one timed call each, after the compiles, sizes the samples
+        start = time.perf_counter()
+        jax.block_until_ready(run())
+        fastest = min(fastest, time.perf_counter() - start)
+    calls = max(1, min(1000, math.ceil(sample_s / max(fastest, 1e-9))))
     times: dict[K, list[float]] = {name: [] for name in contenders}
     for _ in range(repeats):
         for name, run in contenders.items():
             start = time.perf_counter()
+            for _ in range(calls - 1):
+                run()
             jax.block_until_ready(run())
-            times[name].append(time.perf_counter() - start)
+            times[name].append((time.perf_counter() - start) / calls)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 

@@ -212,6 +212,25 @@ def _t_nll(x: Any, y: Any) -> Any:
     return F.nll_loss(x, y)
 
 
+def _rl_objective(x: jax.Array, y: jax.Array) -> jax.Array:
+    # The RL use: mean target log-probability plus an entropy bonus, at a sampling temperature.
+    log_prob, entropy, _, _ = jaxent.log_softmax_stats(x, y, temperature=0.7)
+    assert log_prob is not None
+    return jnp.mean(log_prob) + 0.01 * jnp.mean(entropy)
+
+
+def _jnp_rl_objective(x: jax.Array, y: jax.Array) -> jax.Array:
+    lp = jax.nn.log_softmax(x.astype(jnp.float32) / 0.7, axis=-1)
+    entropy = -jnp.sum(jnp.exp(lp) * lp, axis=-1)
+    return jnp.mean(_pick(lp, y)) + 0.01 * jnp.mean(entropy)
+
+
+def _t_rl_objective(x: Any, y: Any) -> Any:
+    lp = (x.float() / 0.7).log_softmax(-1)
+    entropy = -(lp.exp() * lp).sum(-1)
+    return lp.gather(-1, y[:, None])[:, 0].mean() + 0.01 * entropy.mean()
+
+
 def _t_focal(x: Any, y: Any) -> Any:
     log_p = x.log_softmax(-1).gather(-1, y[:, None])[:, 0]
     return -((1 - log_p.exp()) ** 2 * log_p).mean()
@@ -903,6 +922,14 @@ ROWS: Sequence[Row] = (
     ),
     Row(
         "nll_loss", lambda lp, y: jaxent.nll_loss(lp, y), lambda lp, y: -_pick(lp, y).mean(), "jnp", _log_probs, _t_nll
+    ),
+    Row(
+        "log_softmax_stats temperature=0.7",
+        _rl_objective,
+        _jnp_rl_objective,
+        "jnp log_softmax",
+        _labels,
+        _t_rl_objective,
     ),
     Row("focal_loss", lambda x, y: jaxent.focal_loss(x, y), _focal, "jnp (Keras)", _labels, _t_focal),
     Row(
