@@ -318,6 +318,17 @@ def check_ignore_index(fn: str, ignore_index: Any) -> None:
         )
 
 
+def check_ignore_index_for_probabilities(fn: str, ignore_index: int | None, items: str = "examples") -> None:
+    """``ignore_index`` names a class to drop, which probability targets do not have: a
+    non-negative one with probability targets is an error (a negative one, PyTorch's -100
+    default, is ignored)."""
+    if ignore_index is not None and ignore_index >= 0:
+        raise ValueError(
+            f"{fn}: ignore_index={ignore_index} needs integer targets, but targets are "
+            f"probabilities; drop {items} with where= instead (or pass ignore_index=None)."
+        )
+
+
 def kept_examples(lay: Layout, ignore_index: int | None, axis_name: Any = None) -> jax.Array:
     """Examples that count: not masked by ``where``, not ``ignore_index``, some class left
     (on any device, when the classes are sharded over the mesh axis ``axis_name``)."""

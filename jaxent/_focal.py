@@ -268,11 +268,8 @@ def focal_loss(
     lay = _checks.class_layout(fn, logits, targets, axis=axis, where=where)
     _checks.check_range(fn, "gamma", gamma, 0.0)
     a = _checks.class_hyperparameter(fn, "alpha", alpha, lay, low=0.0)
-    if not lay.integer_targets and ignore_index is not None and ignore_index >= 0:
-        raise ValueError(
-            f"{fn}: ignore_index={ignore_index} needs integer targets, but targets are "
-            "probabilities; drop examples with where= instead (or pass ignore_index=None)."
-        )
+    if not lay.integer_targets:
+        _checks.check_ignore_index_for_probabilities(fn, ignore_index)
     ct = _checks.compute_dtype(lay.x.dtype)
     g = _checks.hyperparameter(gamma, ct)
     kept = _checks.kept_examples(lay, ignore_index)

@@ -531,11 +531,8 @@ def cross_entropy_parts(
     """(per-example losses, per-example weights of the "mean" denominator) of :func:`cross_entropy`."""
     fn = "cross_entropy"
     lay = _checks.class_layout(fn, logits, targets, axis=axis, where=where, weight=weight)
-    if not lay.integer_targets and ignore_index is not None and ignore_index >= 0:
-        raise ValueError(
-            f"{fn}: ignore_index={ignore_index} needs integer targets, but targets are "
-            "probabilities; drop examples with where= instead (or pass ignore_index=None)."
-        )
+    if not lay.integer_targets:
+        _checks.check_ignore_index_for_probabilities(fn, ignore_index)
     opts = softmax_options(fn, lay.x.dtype, reduction, ignore_index, label_smoothing, z_loss, logit_softcap)
     kept = _checks.kept_examples(lay, ignore_index, axis_name)
     rows = kept if _checks.drops_examples(lay, ignore_index) else None
@@ -610,11 +607,8 @@ def nll_loss(
     _checks.check_reduction(fn, reduction)
     _checks.check_ignore_index(fn, ignore_index)
     lay = _checks.class_layout(fn, log_probs, targets, axis=axis, where=where, weight=weight, logits_name="log_probs")
-    if not lay.integer_targets and ignore_index is not None and ignore_index >= 0:
-        raise ValueError(
-            f"{fn}: ignore_index={ignore_index} needs integer targets, but targets are "
-            "probabilities; drop examples with where= instead (or pass ignore_index=None)."
-        )
+    if not lay.integer_targets:
+        _checks.check_ignore_index_for_probabilities(fn, ignore_index)
     ct = _checks.compute_dtype(lay.x.dtype)
     kept = _checks.kept_examples(lay, ignore_index)
     if lay.integer_targets:
