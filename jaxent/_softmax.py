@@ -330,8 +330,9 @@ def put_last(arr: jax.Array, idx: jax.Array, values: jax.Array) -> jax.Array:
 def softmax_stats(cfg: StatsConfig, x, cap, mask, labels, probs, weight, rows=None, scale=None) -> Stats:
     """:class:`Stats` of logits ``x`` ``[..., C]`` (any float dtype; computed in float32 or
     float64) with an optional soft-cap, class mask ``[..., C]``, integer ``labels``
-    ``[...]``, probability targets ``[..., C]``, class weights ``[C]`` and the examples
-    that count, ``rows`` ``[...]`` (the others get zero tangents, NaN logits or not).
+    ``[...]``, probability targets ``[..., C]``, class weights ``[C]``, the examples
+    that count, ``rows`` ``[...]`` (the others get zero tangents, NaN logits or not), and
+    an inverse temperature ``scale`` (the logits are ``scale·softcap(x)``; it gets a tangent).
 
     Forward and reverse mode come from one ``jax.custom_jvp``: its tangent map is linear
     and recomputes the softmax under ``jax.checkpoint``, so reverse mode saves only the
