@@ -318,6 +318,12 @@ def check_ignore_index(fn: str, ignore_index: Any) -> None:
         )
 
 
+def check_chunk_size(fn: str, chunk_size: Any) -> None:
+    """A vocabulary chunk size is a positive Python int (static: it shapes the loop) or None."""
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0):
+        raise ValueError(f"{fn}: chunk_size must be a positive Python int or None, got {chunk_size!r}.")
+
+
 def check_ignore_index_for_probabilities(fn: str, ignore_index: int | None, items: str = "examples") -> None:
     """``ignore_index`` names a class to drop, which probability targets do not have: a
     non-negative one with probability targets is an error (a negative one, PyTorch's -100
@@ -396,28 +402,26 @@ def check_static_bool(fn: str, name: str, value: Any) -> None:
         )
 
 
-def check_allowed_values(
+def allowed_values_check(
     fn: str, name: str, values: jax.Array, allowed: tuple[float, ...], kept: jax.Array | None, fix: str
-) -> jax.Array:
+) -> Check | None:
     """Elements of ``values`` outside ``allowed`` (where ``kept``): a ValueError now when both
-    are concrete, otherwise a ``checkify`` user check. Returns the boolean array of bad kept
-    elements, so that the caller can poison them with NaN (never a silently wrong value)."""
+    are concrete; for traced ones, the ``(ok, message, payload)`` of the same check (naming the
+    first bad kept element), for :func:`attach_checks`. The caller poisons bad elements with
+    NaN (never a silently wrong value)."""
+    listed = ", ".join(f"{a:g}" for a in allowed)
+    v, k = concrete(values), (np.ones(values.shape, bool) if kept is None else concrete(kept))
+    if v is not None and k is not None:
+        bad_np = k & ~np.isin(v, np.asarray(allowed, v.dtype))
+        if np.any(bad_np):
+            raise ValueError(f"{fn}: {name} must lie in {{{listed}}}, got {v[bad_np].ravel()[0].item()!r}; {fix}")
+        return None
     ok = jnp.zeros(values.shape, bool)
     for a in allowed:
         ok = ok | (values == a)
     bad = ~ok if kept is None else kept & ~ok
-    v, k = concrete(values), (np.ones(values.shape, bool) if kept is None else concrete(kept))
-    message = f"{fn}: {name} must lie in {{" + ", ".join(f"{a:g}" for a in allowed) + "}, got {}; " + fix
-    if v is not None and k is not None:
-        bad_np = k & ~np.isin(v, np.asarray(allowed, v.dtype))
-        if np.any(bad_np):
-            raise ValueError(message.replace("{}", repr(v[bad_np].ravel()[0].item())))
-        return bad
-    first_bad = offending_value(values, bad)
-    # checkify formats the message: braces that are text are doubled.
-    escaped = message.replace("{", "{{").replace("}", "}}").replace("{{}}", "{}")
-    checkify.debug_check(~jnp.any(bad), escaped, first_bad)
-    return bad
+    message = checkify_text(f"{fn}: {name} must lie in {{{listed}}}, got ") + "{}" + checkify_text(f"; {fix}")
+    return ~jnp.any(bad), message, offending_value(values, bad)
 
 
 def class_hyperparameter(fn: str, name: str, value: Any, lay: Layout, *, low: float | None = None) -> jax.Array | None:
@@ -653,15 +657,9 @@ def sign_labels(fn: str, t: jax.Array, kept: jax.Array | None, ct: Any) -> tuple
     if t.dtype == jnp.bool_:
         return jnp.where(t, 1, -1).astype(ct), None
     fix = "pass -1/+1 labels, a bool array (True = +1), or map {0, 1} labels with 2 * targets - 1."
+    check = allowed_values_check(fn, "targets", t, (-1, 1), kept, fix)
     y = t.astype(ct)
     ok = y * y == 1
-    check = None
-    if concrete(t) is not None and (kept is None or concrete(kept) is not None):
-        check_allowed_values(fn, "targets", t, (-1, 1), kept, fix)  # a ValueError now
-    else:  # traced: a checkify check that names the first bad target
-        bad = ~ok if kept is None else kept & ~ok
-        message = checkify_text(f"{fn}: targets must lie in {{-1, 1}}, got ") + "{}" + checkify_text(f"; {fix}")
-        check = (~jnp.any(bad), message, offending_value(t, bad))
     # A kept label outside {-1, +1} (y² != 1) is NaN: its loss and its gradient -y·(...) are NaN.
     return jnp.where(ok if kept is None else ok | ~kept, y, jnp.nan), check
 

@@ -604,8 +604,7 @@ def linear_parts(
             )
         cw = cw.astype(ct)
     mask = _checks.elementwise_mask(fn, where, shape, x_name="inputs.shape[:-1]" + out_text)
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0):
-        raise ValueError(f"{fn}: chunk_size must be a positive Python int or None, got {chunk_size!r}.")
+    _checks.check_chunk_size(fn, chunk_size)
     opts = softmax_options(fn, h.dtype, reduction, ignore_index, label_smoothing, z_loss, logit_softcap)
     n = int(np.prod(batch))
     k = (int(np.prod(out)),) if out else ()

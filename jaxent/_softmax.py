@@ -264,16 +264,14 @@ def _stats_tangent(cfg: StatsConfig, primals, stats: Stats, tangents) -> Stats:
         # transpose writes the target entries of the gradient once, in place. (A target
         # off R has a -inf statistic, which the loss drops with its tangent.)
         dy = _backend.take_last(dx.astype(ct), y, _onehot(labels, x.shape), x.dtype)
-        if th is not None:
+        if th is not None or scale is not None:
             xy = jnp.take_along_axis(x, y[..., None], axis=-1)[..., 0].astype(ct)
             ry = xy > -jnp.inf
             xy = jnp.where(ry, xy, 0)
-            dy = _capped_tangent(dy, xy, jnp.tanh(xy / cap), cap, dcap, ry)
-        if scale is not None:
-            xy = jnp.take_along_axis(x, y[..., None], axis=-1)[..., 0].astype(ct)
-            ry = xy > -jnp.inf
-            xy, _ = capped(jnp.where(ry, xy, 0), cap)
-            dy = scaled_tangent(dy, xy, scale, dscale, ry)
+            xyc, thy = capped(xy, cap)
+            if thy is not None:
+                dy = _capped_tangent(dy, xy, thy, cap, dcap, ry)
+            dy = scaled_tangent(dy, xyc, scale, dscale, ry)
         out["target"] = jnp.where(here, dy, 0)
     if probs is not None or cfg.smooth or cfg.moments:
         xs = jnp.where(r, xc - shift, 0)

@@ -131,17 +131,11 @@ def sparsemax_loss(
     x, t = _checks.elementwise_pair(fn, logits, labels, x_name="logits", integer_targets=True)
     kept = _checks.elementwise_mask(fn, where, x.shape, x_name="logits")
     check = None
-    validate = False
     if t.dtype != jnp.bool_:
         fix = "pass 0/1 labels or a bool array (True = 1)."
-        if _checks.concrete(t) is not None and (kept is None or _checks.concrete(kept) is not None):
-            _checks.check_allowed_values(fn, "labels", t, (0, 1), kept, fix)  # a ValueError now
-        else:
-            validate = True
-            bad = ~((t == 0) | (t == 1)) if kept is None else kept & ~((t == 0) | (t == 1))
-            text = _checks.checkify_text
-            message = text(f"{fn}: labels must lie in {{0, 1}}, got ") + "{}" + text(f"; {fix}")
-            check = (~jnp.any(bad), message, _checks.offending_value(t, bad))
+        # A ValueError now for concrete labels; traced ones are checked and NaN-poisoned in the rule.
+        check = _checks.allowed_values_check(fn, "labels", t, (0, 1), kept, fix)
+    validate = check is not None
     keep = jnp.ones((), bool) if kept is None else kept
     losses = _binary_sparsemax(validate, x, t, keep)
     return _checks.attach_checks(_reduction.reduce_elements(losses, kept, reduction), [check])

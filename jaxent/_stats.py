@@ -11,6 +11,7 @@ differentiable in forward and reverse mode with the loss's memory bounds.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -189,15 +190,12 @@ def linear_log_softmax_stats(
     fn = "linear_log_softmax_stats"
     _checks.check_static_bool(fn, "argmax", argmax)
     h, w, b = checked_operands(fn, inputs, weight, bias, k_dimensional=False)
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0):
-        raise ValueError(f"{fn}: chunk_size must be a positive Python int or None, got {chunk_size!r}.")
+    _checks.check_chunk_size(fn, chunk_size)
     batch, (vocab, dim) = h.shape[:-1], w.shape
     ct = _checks.compute_dtype(h.dtype)
     scale, cap, checks = _options(fn, temperature, logit_softcap, ct)
     mask = _checks.elementwise_mask(fn, where, batch, x_name="inputs.shape[:-1]")
-    n = 1
-    for d in batch:
-        n *= d
+    n = math.prod(batch)
     h2 = h.reshape(n, dim)
     kept = jnp.ones((n,), bool) if mask is None else mask.reshape(n)
     y = wy = None
