@@ -735,17 +735,197 @@ def multilabel_soft_margin_loss(
     return _reduction.reduce_kept(losses, kept, reduction)
 
 
-def _sorted_margin_sums(negated: jax.Array, thresholds: jax.Array) -> jax.Array:
-    """``Σ_i max(0, t_k + c_i)`` over the finite ``c_i = -negated_i`` (``negated`` sorted
-    ascending, ``+inf`` for entries that are not competitors) for each threshold ``t_k``,
-    one row ``[C]`` at a time: ``m_k t_k - Σ_{i < m_k} negated_i`` with ``m_k`` the number of
-    ``negated_i < t_k`` (the competitors that violate the margin)."""
-    m = jnp.searchsorted(negated, thresholds, side="left")
-    # Prefix sums of the competitors (the +inf entries, which never count, read 0).
-    prefix = jnp.concatenate([jnp.zeros((1,), negated.dtype), jnp.cumsum(jnp.where(negated == jnp.inf, 0, negated))])
-    some = m > 0
-    # Double where: no competitor in violation (m = 0) gives 0, never 0·inf.
-    return jnp.where(some, m.astype(negated.dtype) * jnp.where(some, thresholds, 0) - prefix[m], 0)
+# Label slots per block of multilabel_margin_loss: the listed labels of a block are compared
+# with every class in one fused pass (8 compares per score), so the labels of a list that
+# fits in one block are excluded from the competitors exactly (longer lists subtract the
+# other blocks' labels' terms again).
+_LIST_BLOCK = 8
+
+
+def _list_lengths(t: jax.Array) -> jax.Array:
+    """The number of entries before the first negative one in each row of ``t`` ``[R, C]``."""
+    first = jnp.argmax(t < 0, axis=-1).astype(jnp.int32)
+    return jnp.where(jnp.take_along_axis(t, first[:, None], -1)[:, 0] < 0, first, t.shape[-1])
+
+
+class _Slots(NamedTuple):
+    label: jax.Array  # int [R, K]: the listed labels (0 where not listed)
+    score: jax.Array  # [R, K]: their scores, in the compute dtype
+    on: jax.Array  # bool [R, K]: listed, in range, and in this block
+    slot: jax.Array  # int32 [K]: the list positions
+
+
+def _list_block(x: jax.Array, t: jax.Array, lengths: jax.Array, b: jax.Array, k: int, dtype) -> _Slots:
+    """List slots ``[b k, b k + k)`` of every row, read from a window clamped into ``[0, C)``."""
+    num = t.shape[-1]
+    start = jnp.minimum(b * k, num - k)
+    label = jax.lax.dynamic_slice_in_dim(t, start, k, axis=1)
+    slot = start + jnp.arange(k, dtype=jnp.int32)
+    on = (slot[None, :] >= b * k) & (slot[None, :] < lengths[:, None]) & (label < num)
+    label = jnp.where(on, label, 0)
+    # (A half-precision x tied to b: its upcast is not hoisted out of the loop as a copy.)
+    score = jnp.take_along_axis(_backend.tied(x, b), label, axis=1).astype(dtype)
+    return _Slots(label, score, on, slot)
+
+
+def _outside(block: _Slots, num: int) -> jax.Array:
+    """bool ``[R, C]``: the classes that are not a listed label of ``block`` (unrolled compares, fused)."""
+    classes = jax.lax.broadcasted_iota(block.label.dtype, (block.label.shape[0], num), 1)
+    hit = block.on[:, :1] & (classes == block.label[:, :1])
+    for q in range(1, block.label.shape[1]):
+        hit = hit | (block.on[:, q : q + 1] & (classes == block.label[:, q : q + 1]))
+    return ~hit
+
+
+def _pair_terms(m: _Slots, j: _Slots) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """For listed targets ``j`` and listed labels ``m`` (as competitors): the hinge
+    ``max(0, 1 - s_j + s_m)`` ``[R, Kj, Km]`` where ``m`` is not a label of ``j``'s block
+    (0 elsewhere), and whether ``m`` repeats a label listed earlier in ``j``'s block ``[R, Km]``."""
+    same = j.on[:, :, None] & (j.label[:, :, None] == m.label[:, None, :])
+    z = 1 - j.score[:, :, None] + m.score[:, None, :]
+    live = j.on[:, :, None] & ~jnp.any(same, axis=1)[:, None, :]
+    earlier = jnp.any(same & (j.slot[:, None] < m.slot[None, :])[None], axis=1)
+    return jnp.where(live, jnp.maximum(z, 0), 0), live & (z > 0), earlier
+
+
+class _Blocks(NamedTuple):
+    needed: jax.Array  # int32: the blocks the longest list needs
+    size: int  # K, static
+    single: bool  # static: a list fits in one block (C <= K), so no loop is needed
+
+    def fold(self, body, init):
+        """``fori_loop(0, needed, body, init)``; ``body(0, init)`` when one block holds every list
+        (an empty block changes nothing: its slots are not listed)."""
+        return body(jnp.int32(0), init) if self.single else jax.lax.fori_loop(0, self.needed, body, init)
+
+
+def _multilabel_blocks(t: jax.Array, lengths: jax.Array) -> _Blocks:
+    # Up to 2 blocks' worth of classes are one block: no loop at small C.
+    num = t.shape[-1]
+    k = num if num <= 2 * _LIST_BLOCK else _LIST_BLOCK
+    return _Blocks((jnp.max(lengths, initial=0) + k - 1) // k, k, k == num)
+
+
+@jax.custom_jvp
+def _multilabel_hinge(x: jax.Array, t: jax.Array, lengths: jax.Array) -> jax.Array:
+    """``Σ_{j listed} Σ_{i not listed} max(0, 1 - s_j + s_i)`` per row of ``x`` ``[R, C]``.
+
+    A loop over blocks of list slots (as many as the longest list needs). For the targets
+    ``j`` of a block, one pass over the scores sums the hinge over every class outside the
+    block's labels. Then the listed labels of the other blocks, each counted once (its first
+    listing), are subtracted as competitors, on ``[R, K, K]`` pairs.
+    """
+    dtype, num = _checks.compute_dtype(x.dtype), x.shape[-1]
+    blocks = _multilabel_blocks(t, lengths)
+    k = blocks.size
+
+    def pass_over_scores(b, acc):
+        j = _list_block(x, t, lengths, b, k, dtype)
+        outside = _outside(j, num)
+        # Upcast in the pass (a half-precision x tied to b: not hoisted as a float32 copy).
+        xs = _backend.tied(x, b).astype(dtype)
+        h = jnp.where(j.on[:, :1], jnp.maximum(1 - j.score[:, :1] + xs, 0), 0)
+        for q in range(1, k):
+            h = h + jnp.where(j.on[:, q : q + 1], jnp.maximum(1 - j.score[:, q : q + 1] + xs, 0), 0)
+        (total,), (free,) = _backend.row_sums((jnp.where(outside, h, 0),), (outside,))
+        # A row whose classes are all labels of the block has no competitor (this use of the
+        # count keeps the reduce variadic).
+        return acc + jnp.where(free > 0, total, 0)
+
+    def listed_competitors(mb, acc):
+        m = _list_block(x, t, lengths, mb, k, dtype)
+
+        def against(jb, carry):
+            hinge, repeated = carry
+            h, _, earlier = _pair_terms(m, _list_block(x, t, lengths, jb, k, dtype))
+            return hinge + jnp.sum(h, axis=1), repeated | earlier
+
+        zeros = (jnp.zeros(m.score.shape, dtype), jnp.zeros(m.on.shape, bool))
+        hinge, repeated = blocks.fold(against, zeros)
+        return acc + jnp.sum(jnp.where(m.on & ~repeated, hinge, 0), axis=-1)
+
+    zero = jnp.zeros(x.shape[:1], dtype)
+    if blocks.single:  # every label is in the block: no label of another block to subtract
+        return pass_over_scores(jnp.int32(0), zero)
+    return blocks.fold(pass_over_scores, zero) - blocks.fold(listed_competitors, zero)
+
+
+def _multilabel_hinge_grad(x: jax.Array, t: jax.Array, lengths: jax.Array) -> jax.Array:
+    """``d/dx`` of :func:`_multilabel_hinge` ``[R, C]``: each class gets +1 per listed target it
+    violates (not being a label), each target -1 per class violating it; 0 at the kink
+    ``1 - s_j + s_i = 0``. Integer counts, piecewise constant in ``x``: exact in float32, and
+    held in ``x``'s dtype when it is half precision (the buffer becomes the gradient, not an
+    ``[N, C]`` float32 temporary), where a count above 256 (bfloat16) rounds like the gradient.
+
+    One elementwise pass per block of slots writes the block's part: the pass over the
+    scores, and at the block's labels (one-hot compares, no scatter) their per-slot counts.
+    """
+    x = jax.lax.stop_gradient(x)
+    dtype, num = _checks.compute_dtype(x.dtype), x.shape[-1]
+    held = x.dtype if x.dtype.itemsize < 4 else dtype
+    blocks = _multilabel_blocks(t, lengths)
+    k = blocks.size
+
+    def block(b):
+        return _list_block(x, t, lengths, b, k, dtype)
+
+    def first_listings(m: _Slots) -> jax.Array:
+        def repeats(jb, repeated):
+            return repeated | _pair_terms(m, block(jb))[2]
+
+        return m.on & ~blocks.fold(repeats, jnp.zeros(m.on.shape, bool))
+
+    def per_block(b, g):
+        j = block(b)
+
+        def as_target(mb, total):
+            # The listed labels of other blocks that j's targets counted as competitors.
+            m = block(mb)
+            return total + jnp.sum(_pair_terms(m, j)[1] & first_listings(m)[:, None, :], axis=2, dtype=jnp.int32)
+
+        def as_competitor(jb, total):
+            # The targets of other blocks that counted j's labels (first listings) as competitors.
+            return total + jnp.sum(_pair_terms(j, block(jb))[1], axis=1, dtype=jnp.int32)
+
+        zero = jnp.zeros(j.on.shape, jnp.int32)
+        listed, undo = zero, zero  # one block holds every label: no other block
+        if not blocks.single:
+            listed = blocks.fold(as_target, zero)
+            undo = jnp.where(first_listings(j), blocks.fold(as_competitor, zero), 0)
+        # The classes violating each target in the pass over the scores (its own fused reduce
+        # over a barrier-separated read of the scores, else XLA:CPU writes the masks to memory).
+        (xb,) = _backend.separately((x,), 0)
+        outside, xb = _outside(j, num), _backend.tied(xb, b).astype(dtype)
+        violated = [outside & j.on[:, q : q + 1] & (1 - j.score[:, q : q + 1] + xb > 0) for q in range(k)]
+        (first_count,), rest = _backend.row_sums((violated[0].astype(dtype),), tuple(violated[1:]) or (outside,))
+        counts = jnp.stack([first_count.astype(jnp.int32), *rest[: k - 1]], axis=-1)
+        at_labels = jnp.where(j.on, listed - counts, 0) - undo
+        xs = _backend.tied(x, b).astype(dtype)
+        classes = jax.lax.broadcasted_iota(j.label.dtype, x.shape, 1)
+        v = jnp.zeros(x.shape, dtype)
+        for q in range(k):
+            v = v + (j.on[:, q : q + 1] & (1 - j.score[:, q : q + 1] + xs > 0)).astype(dtype)
+        v = jnp.where(_outside(j, num), v, 0)
+        for q in range(k):
+            v = v + jnp.where(classes == j.label[:, q : q + 1], at_labels[:, q : q + 1], 0).astype(dtype)
+        return g + v.astype(held)
+
+    return blocks.fold(per_block, jnp.zeros(x.shape, held))
+
+
+def _along_multilabel(x, t, lengths, dx):
+    # Σ_i (d hinge / d s_i) dx_i, the gradient recomputed from the scores.
+    g = _multilabel_hinge_grad(x, t, lengths)
+    dtype = _checks.compute_dtype(x.dtype)
+    return jnp.sum(g.astype(dtype) * dx.astype(dtype), axis=-1)
+
+
+@functools.partial(_multilabel_hinge.defjvp, symbolic_zeros=True)
+def _multilabel_hinge_jvp(primals, tangents):
+    out = _multilabel_hinge(*primals)
+    if isinstance(tangents[0], SymbolicZero):
+        return out, jnp.zeros_like(out)
+    return out, _backend.recomputed(_along_multilabel)(*primals, tangents[0])
 
 
 def multilabel_margin_loss(
@@ -779,13 +959,18 @@ def multilabel_margin_loss(
       The loss in float32 (float64 for float64 scores).
 
     Notes:
-      Each row's non-target scores are sorted once and each listed target reads the sum of
-      its violating competitors from prefix sums: ``O(C log C)`` per row, not PyTorch's
-      ``O(|J| C)`` loop, and ``[N, C]`` temporaries (the sort), which other per-row losses
-      avoid. The gradient is exact (``±1/C`` per violating pair, 0 at the kink, as in
-      PyTorch); forward and reverse mode work. A listed label outside ``[0, C)`` gives NaN
-      for its example (PyTorch raises). In float32 the prefix sums round like any sum of
-      ``C`` terms.
+      PyTorch's ``O(|J| C)`` work, without its loop over labels per score: a loop over
+      blocks of 8 list slots (as many as the longest list in the batch needs; one block and
+      no loop when ``C <= 16``), each one fused pass over the scores that compares every
+      class with the block's labels. Nothing of size ``[N, C]`` is written but the gradient
+      (held in the scores' dtype; in bfloat16 a count above 256 rounds like the gradient).
+      Lists that fit in one block are summed exactly like PyTorch; in longer lists the
+      hinge terms of the labels of other blocks (as competitors) are subtracted again,
+      which rounds like a sum of those terms (and an infinite score of such a label gives
+      NaN). The gradient is exact (``±1/C`` per violating pair, 0 at the kink, as in
+      PyTorch); forward and reverse mode work. The block loop is a ``while`` loop whose
+      trip count depends on the lists (on a GPU, a host read of its predicate per block).
+      A listed label outside ``[0, C)`` gives NaN for its example (PyTorch raises).
 
     Example:
       >>> import jax.numpy as jnp, jaxent
@@ -816,33 +1001,23 @@ def multilabel_margin_loss(
             f"{fn}: where has the shape of scores {x.shape}; only a batch mask of shape "
             f"{tuple(d for a, d in enumerate(x.shape) if a not in axes)} (drops examples) is supported."
         )
-    ct = _checks.compute_dtype(x.dtype)
-    xc, tc = _checks.move_classes_last(x, axes).astype(ct), _checks.move_classes_last(t, axes)
-    if example_mask is not None:
-        # Dropped examples read 0 and list no label: exactly zero gradient, even for NaN padding.
-        xc = jnp.where(example_mask[..., None], xc, 0)
-        tc = jnp.where(example_mask[..., None], tc, -1)
+    xc, tc = _checks.move_classes_last(x, axes), _checks.move_classes_last(t, axes)
     num = xc.shape[-1]
-    # The entries before the first negative one are the row's labels.
-    listed = jnp.cumprod((tc >= 0).astype(jnp.int32), axis=-1) > 0
-    bad = jnp.any(listed & (tc >= num), axis=-1)
-    label = jnp.where(listed & (tc < num), tc, 0)
-    rows, flat_label, flat_listed = xc.reshape(-1, num), label.reshape(-1, num), listed.reshape(-1, num)
-
-    def row_sums(s, lab, on):
-        is_target = jnp.zeros((num,), bool).at[jnp.where(on, lab, num)].set(True, mode="drop")
-        target_scores = s[lab]
-        # The non-targets' -s ascending (competitors by decreasing score); the targets +inf, last.
-        negated = jnp.sort(jnp.where(is_target, jnp.inf, -s))
-        # 1 - s_j + s_i > 0  <=>  -s_i < 1 - s_j: the violating competitors of each listed target j.
-        h = _sorted_margin_sums(negated, 1 - target_scores)
-        return jnp.sum(jnp.where(on, h, 0))
-
-    totals = jax.vmap(row_sums)(rows, flat_label, flat_listed).reshape(xc.shape[:-1])
+    rows, lists = xc.reshape(-1, num), tc.reshape(-1, num)
+    lengths = _list_lengths(lists)
+    if example_mask is not None:
+        # A dropped example lists no label: loss and gradient exactly 0, even for NaN padding.
+        lengths = jnp.where(example_mask.reshape(-1), lengths, 0)
+    # The largest listed label of each row (an argmax, one fused reduce); -1 for an empty list.
+    classes = jax.lax.broadcasted_iota(jnp.int32, lists.shape, 1)
+    at = jnp.argmax(jnp.where(classes < lengths[:, None], lists, -1), axis=-1).astype(jnp.int32)
+    largest = jnp.where(at < lengths, jnp.take_along_axis(lists, at[:, None], axis=-1)[:, 0], -1)
+    bad = (largest >= num).reshape(xc.shape[:-1])
+    totals = _multilabel_hinge(rows, lists, lengths).reshape(xc.shape[:-1])
     # A listed label outside [0, C): NaN for its example (and any mean), never a wrong number.
     losses = jnp.where(bad, jnp.nan, totals / num)
     message = f"{fn}: targets contain a label outside [0, {num}) before the first -1, e.g. {{}}."
-    first_bad = _checks.offending_value(tc, listed & (tc >= num))
+    first_bad = jnp.max(largest, initial=-1)
     loss = _reduction.reduce_kept(losses, example_mask, reduction)
     return _checks.attach_check(loss, ~jnp.any(bad), message, first_bad)
 

@@ -456,6 +456,37 @@ def test_traced_hinge_targets_outside_plus_minus_one_are_nan():
 # Half precision.
 
 
+def test_multilabel_margin_long_lists_and_repeats():
+    # Lists longer than one block of 8 slots (C > 16), with repeated labels (PyTorch counts a
+    # repeated target twice and excludes its class once): loss and gradient against the
+    # float64 pairwise reference, in reverse and forward mode.
+    rng = np.random.default_rng(190)
+    c = 41
+    x = jnp.asarray(rng.normal(size=(6, c)))
+    lists = np.full((6, c), -1)
+    for n, length in enumerate([0, 3, 8, 9, 23, c]):
+        lists[n, :length] = rng.integers(0, c // 2, size=length)  # repeats, as in PyTorch's tests
+    lists[2, 5:] = rng.integers(-3, c, size=c - 5)  # the entries after the first -1 are ignored
+    lists[2, 5] = -1
+    y = jnp.asarray(lists)
+    assert_close(
+        jaxent.multilabel_margin_loss(x, y, reduction="none"),
+        ref.multilabel_margin_loss(x, y, reduction="none"),
+        LOSS[F64],
+    )
+    want = jax.grad(lambda x: ref.multilabel_margin_loss(x, y, reduction="sum"))(x)
+    assert_close(jax.grad(lambda x: jaxent.multilabel_margin_loss(x, y, reduction="sum"))(x), want, GRAD[F64])
+    tangent = jnp.asarray(rng.normal(size=x.shape))
+    forward = jax.jvp(lambda x: jaxent.multilabel_margin_loss(x, y, reduction="sum"), (x,), (tangent,))[1]
+    assert_close(forward, jnp.sum(want * tangent), GRAD[F64])
+    # bfloat16 scores: the gradient is held in bfloat16 (counts this small are exact).
+    xb = x.astype(jnp.bfloat16)
+    gb = jax.grad(lambda x: jaxent.multilabel_margin_loss(x, y, reduction="sum"))(xb)
+    wantb = jax.grad(lambda x: ref.multilabel_margin_loss(x, y, reduction="sum"))(xb.astype(jnp.float64))
+    assert gb.dtype == jnp.bfloat16
+    assert_close(gb, wantb, GRAD[jnp.dtype(jnp.bfloat16)])
+
+
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
 def test_half_precision_is_computed_in_float32(dtype):
     x, y = scores_of((6, 8), 70, dtype=dtype), labels_of((6,), 8, 71)
@@ -1164,7 +1195,7 @@ def test_new_loss_objects_equal_their_functions():
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["f32", "bf16"])
 def test_new_losses_compiled_temp_memory(dtype):
     # Elementwise and per-row losses: at most 1% of one float32 [N, C] buffer, forward and
-    # value_and_grad in the scores. (multilabel_margin_loss sorts each row: not held to it.)
+    # value_and_grad in the scores.
     x = jax.ShapeDtypeStruct(programs.BIG, dtype)
     bound = programs.one_percent_of_f32(programs.BIG)
     cases = [
@@ -1172,6 +1203,7 @@ def test_new_losses_compiled_temp_memory(dtype):
         (jaxent.soft_margin_loss, jax.ShapeDtypeStruct(programs.BIG, jnp.int32)),
         (jaxent.multilabel_soft_margin_loss, jax.ShapeDtypeStruct(programs.BIG, jnp.float32)),
         (jaxent.multiclass_perceptron_loss, jax.ShapeDtypeStruct(programs.BIG[:1], jnp.int32)),
+        (jaxent.multilabel_margin_loss, jax.ShapeDtypeStruct(programs.BIG, jnp.int32)),
     ]
     for f, t in cases:
         assert programs.temp_bytes(f, x, t) <= bound, f.__name__
