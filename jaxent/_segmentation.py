@@ -1,22 +1,25 @@
 """Segmentation losses: optax's soft Dice (Tversky) losses.
 
 Each class's Dice coefficient is a ratio of three sums over the spatial axes (the
-intersection, the predicted and the target mass), so the loss is a few fused reductions
-and plain autodiff of the formula is exact and as fast as a custom rule would be: no
-custom rule here. The predictions are logits by default (softmax over the class axis, or
-a sigmoid for one channel), computed in float32 for half-precision inputs.
+intersection, the predicted and the target mass). The predictions are logits by default
+(softmax over the class axis, or a sigmoid for one channel), computed in float32 for
+half-precision inputs. The three sums are one ``custom_jvp`` rule whose tangent
+recomputes the probabilities from the logits, so that neither direction keeps an
+``[N, C]`` array of probabilities (plain autodiff of the softmax saves one).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_derivatives import SymbolicZero
 from jax.typing import ArrayLike
 
-from jaxent import _checks, _reduction
+from jaxent import _backend, _checks, _reduction
 from jaxent._objects import LossObject, loss_object, static_field
 
 _CLASS_REDUCTIONS = ("none", "sum", "mean")
@@ -79,6 +82,102 @@ def _hyper(fn: str, name: str, value: Any, dtype: Any) -> jax.Array:
     return _checks.hyperparameter(value, dtype)
 
 
+def _logsumexp(z: jax.Array) -> jax.Array:
+    """logsumexp over the class axis ``[..., 1]`` of the compute-dtype logits; an all -inf row
+    gets 0. Differentiable (the tangent rule's own derivatives, for second order, go through it)."""
+    # Shift by the row max (no gradient: lse does not depend on the shift); the floor keeps
+    # an all -inf row at exp(-inf) = 0, not NaN.
+    m = jnp.maximum(_backend.row_max(jax.lax.stop_gradient(z)), jnp.finfo(z.dtype).min)[..., None]
+    # Paired with a count so that the reduce is variadic and fuses the exp (see row_sums).
+    (total,), (count,) = _backend.row_sums((jnp.exp(z - m),), (z > -jnp.inf,))
+    return jnp.where(count > 0, m[..., 0] + jnp.log(jnp.where(count > 0, total, 1)), 0)[..., None]
+
+
+def _logits(x: jax.Array, mask: jax.Array | None) -> jax.Array:
+    # Excluded pixels read 0 (NaN padding never enters the arithmetic).
+    z = x.astype(_checks.compute_dtype(x.dtype))
+    return z if mask is None else jnp.where(mask, z, 0)
+
+
+def _masked(v: jax.Array, mask: jax.Array | None) -> jax.Array:
+    return v if mask is None else jnp.where(mask, v, 0)
+
+
+def _probabilities(kind: str, x: jax.Array, mask: jax.Array | None, lse: jax.Array | None) -> jax.Array:
+    """The activation of the (masked) logits, 0 at excluded pixels."""
+    z = _logits(x, mask)
+    if kind == "softmax":
+        return _masked(jnp.exp(z - lse), mask)
+    return _masked(jax.nn.sigmoid(z) if kind == "sigmoid" else z, mask)
+
+
+def _sums(kind: str, axes: tuple[int, ...], x, t, mask, lse) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(Σ p t, Σ p, Σ t) over ``axes``: one pass that computes ``p`` once (three reduces would
+    each need it, and XLA would write it to memory)."""
+
+    def values(x, t, mask, lse):
+        q = _probabilities(kind, x, mask, lse)
+        tm = _masked(t.astype(q.dtype), mask)
+        return q * tm, q, tm
+
+    return _backend.column_sums(values, (x, t, mask, lse), axes)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
+def _dice_sums(kind: str, axes: tuple[int, ...], x: jax.Array, t: jax.Array, mask: jax.Array | None):
+    """(I, P, T) ``[batch..., C]``: ``Σ_axes p t``, ``Σ_axes p``, ``Σ_axes t`` of the probabilities
+    ``p`` of ``x`` (``kind``: softmax, sigmoid or identity) and the targets, over the kept pixels."""
+    x = _backend.apart(x)  # each pass upcasts a half-precision x on its own
+    lse = _logsumexp(_logits(x, mask)) if kind == "softmax" else None
+    return _sums(kind, axes, x, t, mask, lse)
+
+
+def _dice_tangent(kind, axes, x, t, mask, lse, dx, dt):
+    """The tangent of (I, P, T), linear in ``(dx, dt)``; the probabilities are recomputed from
+    ``x`` (each use through its own barrier on CPU, so no pass shares an ``[N, C]`` value)."""
+    ct = _checks.compute_dtype(x.dtype)
+    tm = _masked(t.astype(ct), mask)
+    zero = jnp.zeros(jnp.sum(tm, axis=axes).shape, ct)
+    d_inter = d_pred = d_true = zero
+    if dx is not None:
+        x1, x2, x3 = (_backend.separately((x,), i)[0] for i in (1, 2, 3))
+        dz = _logits(dx, mask)
+        if kind == "softmax":
+            # Softmax: dp = p (dz - Σ_c p dz). Three reads of p: in reverse mode the row sum
+            # and each product are separate passes.
+            p1, p2, p3 = (_probabilities(kind, xi, mask, lse) for xi in (x1, x2, x3))
+            dp = p3 * dz - p2 * jnp.sum(p1 * dz, axis=-1, keepdims=True)
+        elif kind == "sigmoid":
+            p1 = _probabilities(kind, x1, mask, lse)
+            dp = p1 * (1 - p1) * dz  # σ' = σ (1 - σ)
+        else:
+            dp = dz
+        dq = _masked(dp, mask)
+        d_inter, d_pred = jnp.sum(dq * tm, axis=axes), jnp.sum(dq, axis=axes)
+    if dt is not None:
+        dtm = _masked(dt.astype(ct), mask)
+        (x4,) = _backend.separately((x,), 4)
+        d_inter = d_inter + jnp.sum(_probabilities(kind, x4, mask, lse) * dtm, axis=axes)
+        d_true = jnp.sum(dtm, axis=axes)
+    return d_inter, d_pred, d_true
+
+
+@functools.partial(_dice_sums.defjvp, symbolic_zeros=True)
+def _dice_sums_jvp(kind, axes, primals, tangents):
+    x, t, mask = primals
+    dx, dt, _ = tangents
+    # The row logsumexp [..., 1] is the only value saved for reverse mode besides the inputs.
+    xa = _backend.apart(x)  # each pass upcasts a half-precision x on its own
+    lse = _logsumexp(_logits(xa, mask)) if kind == "softmax" else None
+    out = _sums(kind, axes, xa, t, mask, lse)
+    dx = None if isinstance(dx, SymbolicZero) else dx
+    dt = None if isinstance(dt, SymbolicZero) or not jnp.issubdtype(t.dtype, jnp.floating) else dt
+    if dx is None and dt is None:
+        return out, tuple(jnp.zeros_like(o) for o in out)
+    tangent = _backend.recomputed(functools.partial(_dice_tangent, kind, axes))
+    return out, tangent(x, t, mask, lse, dx, dt)
+
+
 def _dice_per_class(
     fn: str,
     predictions: Any,
@@ -91,26 +190,18 @@ def _dice_per_class(
     axis: Any,
     where: Any,
 ) -> tuple[jax.Array, jax.Array]:
-    """(per-class Dice losses ``[batch..., C]``, the targets in the compute dtype ``[..., C]``)."""
+    """(per-class Dice losses ``[batch..., C]``, the target sums ``T`` ``[batch..., C]``)."""
     _checks.check_static_bool(fn, "apply_softmax", apply_activation)
     x, t = _pair(fn, predictions, targets)
     axes = _sum_axes(fn, axis, x.ndim)
     mask = _pixel_mask(fn, where, x.shape)
     ct = _checks.compute_dtype(x.dtype)
-    xf, tf = x.astype(ct), t.astype(ct)
-    if mask is not None:
-        # Double where: excluded pixels read 0 (NaN padding reaches neither loss nor gradient).
-        xf, tf = jnp.where(mask, xf, 0), jnp.where(mask, tf, 0)
-    if apply_activation:
-        xf = jax.nn.sigmoid(xf) if x.shape[-1] == 1 else jax.nn.softmax(xf, axis=-1)
-    if mask is not None:
-        xf = jnp.where(mask, xf, 0)
+    kind = ("sigmoid" if x.shape[-1] == 1 else "softmax") if apply_activation else "identity"
+    inter, pred, true = _dice_sums(kind, axes, x, t, mask)
     s, a, b = _hyper(fn, "smooth", smooth, ct), _hyper(fn, "alpha", alpha, ct), _hyper(fn, "beta", beta, ct)
-    inter = jnp.sum(xf * tf, axis=axes)
-    pred, true = jnp.sum(xf, axis=axes), jnp.sum(tf, axis=axes)
     # Tversky: FP = P - I, FN = T - I; α = β = 1/2 is the Dice coefficient 2I / (P + T).
     denominator = inter + a * (pred - inter) + b * (true - inter) + s
-    return 1 - (inter + s) / denominator, tf
+    return 1 - (inter + s) / denominator, true
 
 
 def _finish(per_class: jax.Array, class_weights: Any, ignore_background: bool, class_reduction: str, fn: str):
@@ -188,8 +279,10 @@ def dice_loss(
     Notes:
       Decision: jaxent's ``reduction`` reduces over examples (default ``"mean"``, like every
       jaxent loss); optax's ``dice_loss(..., reduction=r)`` is ``dice_loss(...,
-      class_reduction=r, reduction="none")``. Gradients are plain autodiff of the formula
-      (forward and reverse mode, higher orders).
+      class_reduction=r, reduction="none")``. The three sums are one ``custom_jvp`` rule
+      whose tangent recomputes the probabilities from the logits, so neither direction keeps
+      an ``[N, C]`` array (the temporaries are a few per-class ``[B, C]`` arrays); forward
+      and reverse mode and higher orders work.
 
     Example:
       >>> import jax.numpy as jnp, jaxent
@@ -328,7 +421,7 @@ def multiclass_generalized_dice_loss(
     fn = "multiclass_generalized_dice_loss"
     _checks.check_reduction(fn, reduction)
     _checks.check_static_bool(fn, "ignore_background", ignore_background)
-    per_class, tf = _dice_per_class(
+    per_class, true = _dice_per_class(
         fn,
         predictions,
         targets,
@@ -339,7 +432,7 @@ def multiclass_generalized_dice_loss(
         axis=None,
         where=where,
     )
-    frequencies = jnp.sum(tf, axis=tuple(range(tf.ndim - 1)))
+    frequencies = jnp.sum(true, axis=tuple(range(true.ndim - 1)))
     # optax's constant: 1e-7 keeps an absent class's weight finite (1e7 before normalising).
     inverse = 1 / (frequencies * frequencies + 1e-7)
     weights = inverse / jnp.sum(inverse) * inverse.shape[0]

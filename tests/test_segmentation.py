@@ -191,3 +191,44 @@ def test_bad_input_is_a_clear_error(fn, kwargs, error, match):
     args.update(kwargs)
     with pytest.raises(error, match=match):
         fn(args.pop("predictions"), args.pop("targets"), **args)
+
+
+@pytest.mark.parametrize("chunks", [3, 512])
+def test_column_sums_in_slices_equal_the_direct_sums(monkeypatch, chunks):
+    # On CPU, large inputs are summed over the pixels in slices (a loop; the last window
+    # overlaps the one before and must not count its rows twice): forced here at a small
+    # shape, 3 slices of 2 rows for 5 rows (or one row per slice), against the reference.
+    from jaxent import _backend
+
+    monkeypatch.setattr(_backend, "_COLUMN_DIRECT", 0)
+    monkeypatch.setattr(_backend, "_COLUMN_CHUNKS", chunks)
+    shape = (2, 5, 3, 4)
+    x, t = logits_of(shape, seed=3), onehot_of(shape, seed=4)
+    pixels = jnp.asarray(np.random.default_rng(5).random(shape[:-1]) > 0.3)
+    fn = lambda a: jaxent.dice_loss(a, t, where=pixels, reduction="sum")
+    want = lambda a: jnp.sum(ref.dice_per_class(jax.nn.softmax(a, -1), t, (1, 2), where=pixels[..., None]).mean(-1))
+    got, g = jax.value_and_grad(fn)(x)
+    assert_close(got, want(x), LOSS[F64])
+    assert_close(g, jax.grad(want)(x), GRAD[F64])
+    gd = lambda a: jaxent.multiclass_generalized_dice_loss(a, t, reduction="sum")
+    assert_close(gd(x), jax.jit(gd)(x), LOSS[F64])
+    monkeypatch.setattr(_backend, "_COLUMN_DIRECT", 2**22)
+    assert_close(gd(x), jaxent.multiclass_generalized_dice_loss(x, t, reduction="sum"), LOSS[F64])
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["f32", "bf16"])
+def test_compiled_temp_memory_has_no_pixel_by_class_buffer(dtype):
+    # 4096 x 32000 as [8, 512, 32000] images: forward and value_and_grad hold at most 1% of
+    # one float32 [N, C] buffer plus a few per-class [B, C] arrays (the sums and their
+    # cotangents; class_reduction="none" returns [B, C]); optax holds whole [N, C] buffers.
+    from tests import programs
+
+    n, c = programs.BIG
+    x = jax.ShapeDtypeStruct((8, n // 8, c), dtype)
+    bound = programs.one_percent_of_f32(programs.BIG) + 8 * (8 * c * 4)
+    for f in (jaxent.dice_loss, jaxent.multiclass_generalized_dice_loss):
+        for g in (f, jax.value_and_grad(f)):
+            assert programs.temp_bytes(g, x, x) <= bound, f.__name__
+    flat = jax.ShapeDtypeStruct(programs.BIG, dtype)
+    for g in (jaxent.binary_dice_loss, jax.value_and_grad(jaxent.binary_dice_loss)):
+        assert programs.temp_bytes(g, flat, flat) <= programs.one_percent_of_f32(programs.BIG)
