@@ -107,6 +107,7 @@ def _probabilities(kind: str, x: jax.Array, mask: jax.Array | None, lse: jax.Arr
     """The activation of the (masked) logits, 0 at excluded pixels."""
     z = _logits(x, mask)
     if kind == "softmax":
+        assert lse is not None
         return _masked(jnp.exp(z - lse), mask)
     return _masked(jax.nn.sigmoid(z) if kind == "sigmoid" else z, mask)
 
@@ -120,7 +121,8 @@ def _sums(kind: str, axes: tuple[int, ...], x, t, mask, lse) -> tuple[jax.Array,
         tm = _masked(t.astype(q.dtype), mask)
         return q * tm, q, tm
 
-    return _backend.column_sums(values, (x, t, mask, lse), axes)
+    inter, pred, true = _backend.column_sums(values, (x, t, mask, lse), axes)
+    return inter, pred, true
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
