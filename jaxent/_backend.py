@@ -61,16 +61,19 @@ def row_max(x: jax.Array) -> jax.Array:
     return jax.lax.platform_dependent(x, cpu=paired, default=lambda x: jnp.max(x, axis=-1))
 
 
-def tied(x: jax.Array, i: jax.Array) -> jax.Array:
+def tied(x: jax.Array, i: jax.Array, *, any_dtype: bool = False) -> jax.Array:
     """``x``, read through an optimization barrier with the loop index ``i`` on XLA:CPU when
-    it is half precision.
+    it is half precision (or always, with ``any_dtype``).
 
     Works around XLA:CPU, which upcasts a bf16/f16 matrix that a loop slices and hoists
     that upcast out of the loop: a float32 copy of the whole matrix (e.g. a ``[V, D]``
     output embedding). Tied to ``i`` the barrier's output is not loop-invariant, so each
-    iteration upcasts only its slice. Identity elsewhere and for float32/float64 inputs.
+    iteration upcasts only its slice. With ``any_dtype`` the same holds for any value the
+    loop computes from ``x`` alone (e.g. ``x`` minus its row max), which XLA would hoist
+    and write to memory as an ``[N, C]`` array. Identity elsewhere and, without
+    ``any_dtype``, for float32/float64 inputs.
     """
-    if x.dtype.itemsize > 2:
+    if x.dtype.itemsize > 2 and not any_dtype:
         return x
 
     def barrier(x, i):

@@ -2,7 +2,8 @@
 
 The multiclass sparsemax loss is the Fenchel–Young loss of the Gini negentropy, whose
 gradient is ``sparsemax(x) - onehot(y)`` in closed form. It reads a per-row threshold
-``τ`` (sort-based, as in optax) and then one fused pass over the scores, through a
+``τ`` (Michelot's fixed point, a few fused passes; optax sorts) and then one fused pass
+over the scores, through a
 ``jax.custom_jvp`` whose tangent is linear in the score tangents and recomputes
 ``sparsemax(x) = relu(x - τ)`` next to the gradient; ``τ`` has its own rule (its
 derivative is the mean of the tangents over the support), so second order is exact: the
@@ -145,45 +146,77 @@ def sparsemax_loss(
 # The sparsemax threshold and the multiclass loss.
 
 
-def _threshold_value(z: jax.Array) -> jax.Array:
-    """τ with ``Σ_j relu(z_j - τ) = 1`` per row of ``z`` ``[..., C]`` (max 0, finite; -inf allowed)."""
-    # Sort-based (Michelot / Duchi et al.): with u sorted descending and cumsum S_k, the support
-    # size is k = #{k : 1 + k u_k > S_k} and τ = (S_k - 1) / k.
-    u = -jnp.sort(-z, axis=-1)
-    s = jnp.cumsum(u, axis=-1)
-    k = jax.lax.broadcasted_iota(z.dtype, z.shape, z.ndim - 1) + 1
-    # A -inf entry (u_k = S_k = -inf) is never in the support: -inf > -inf is False.
-    support = jnp.sum(1 + k * u > s, axis=-1)
-    sk = jnp.take_along_axis(s, jnp.maximum(support, 1)[..., None] - 1, axis=-1)[..., 0]
-    return (sk - 1) / jnp.maximum(support, 1).astype(z.dtype)
+def shifted(x: jax.Array, shift: jax.Array, possible: jax.Array) -> jax.Array:
+    """``z = x - shift`` in the compute dtype on the rows with a possible class (``shift`` their
+    max, so ``max z = 0``); 0 on the other rows (double where: ``-inf - -inf`` never forms)."""
+    z = x.astype(shift.dtype) - jnp.where(possible, shift, 0)[..., None]
+    return jnp.where(possible[..., None], z, 0)
 
 
-def _tau_tangent(z, tau, dz):
+def _threshold_value(x: jax.Array, shift: jax.Array, possible: jax.Array) -> jax.Array:
+    """τ with ``Σ_j relu(z_j - τ) = 1`` per row of ``z = shifted(x, shift, possible)`` ``[..., C]``
+    (max 0, finite; -inf allowed).
+
+    Michelot's fixed point, without a sort: from ``τ_0 = max - 1 = -1 <= τ`` (no entry of a
+    sparsemax exceeds 1), ``τ_{k+1} = (Σ_{z_j > τ_k} z_j - 1) / #{z_j > τ_k}`` rises to ``τ``
+    and stops when the support ``{z_j > τ_k}`` no longer shrinks (at most ``C`` steps; a few
+    on real scores). Each step is one fused pass over the row (a sum and a count) that
+    recomputes ``z`` from ``x``, so no ``[N, C]`` array is written. A ``while`` loop: its
+    trip count depends on the scores.
+    """
+    rows, dtype = x.shape[:-1], shift.dtype
+
+    def step(state):
+        i, tau, count, _ = state
+        # (x tied to the step: z is not hoisted out of the loop as an [N, C] array.)
+        z = shifted(_backend.tied(x, i, any_dtype=True), shift, possible)
+        on = z > tau[..., None]
+        # A -inf entry is never in the support (-inf > τ is False).
+        (total,), (new_count,) = _backend.row_sums((jnp.where(on, z, 0),), (on,))
+        # A support that no longer shrinks is the one τ_k came from: τ_k is the threshold.
+        done = new_count >= count
+        new_tau = (total - 1) / jnp.maximum(new_count, 1).astype(dtype)
+        return i + 1, jnp.where(done, tau, new_tau), jnp.minimum(new_count, count), done
+
+    init = (jnp.int32(0), jnp.full(rows, -1, dtype), jnp.full(rows, x.shape[-1] + 1, jnp.int32), jnp.zeros(rows, bool))
+    return jax.lax.while_loop(lambda state: ~jnp.all(state[3]), step, init)[1]
+
+
+def _tau_tangent(x, shift, possible, tau, dx):
     # dτ = Σ_{j ∈ S} dz_j / |S|, from Σ_{j ∈ S} (z_j - τ) = 1 on the support S = {z_j > τ}.
-    on = z > tau[..., None]
+    on = shifted(x, shift, possible) > tau[..., None]
     count = jnp.sum(on, axis=-1, dtype=jnp.int32)
-    return jnp.sum(jnp.where(on, dz, 0), axis=-1) / jnp.maximum(count, 1).astype(dz.dtype)
+    dz = jnp.where(possible[..., None], dx.astype(tau.dtype), 0)
+    return jnp.sum(jnp.where(on, dz, 0), axis=-1) / jnp.maximum(count, 1).astype(tau.dtype)
 
 
 @jax.custom_jvp
-def _threshold(z: jax.Array) -> jax.Array:
-    return _threshold_value(z)
+def _threshold(x: jax.Array, shift: jax.Array, possible: jax.Array) -> jax.Array:
+    return _threshold_value(x, shift, possible)
 
 
-@_threshold.defjvp
+@functools.partial(_threshold.defjvp, symbolic_zeros=True)
 def _threshold_jvp(primals, tangents):
-    (z,), (dz,) = primals, tangents
-    tau = _threshold(z)
-    # Linear in dz; the support is recomputed from (z, τ), never saved.
-    return tau, _backend.recomputed(_tau_tangent)(z, tau, dz)
+    x, shift, possible = primals
+    dx, dshift, _ = tangents
+    tau = _threshold(x, shift, possible)
+    out = jnp.zeros_like(tau)
+    if not isinstance(dx, SymbolicZero):
+        # Linear in dx; the support is recomputed from (x, τ), never saved.
+        out = out + _backend.recomputed(_tau_tangent)(x, shift, possible, tau, dx)
+    if not isinstance(dshift, SymbolicZero):
+        out = out - jnp.where(possible, dshift, 0)  # τ(x - shift) moves with the shift
+    return tau, out
 
 
 def sparsemax(x: jax.Array, axis: int = -1) -> jax.Array:
     """The sparsemax of ``x`` over ``axis``: the Euclidean projection onto the probability simplex."""
     z = jnp.moveaxis(x, axis, -1)
-    m = jax.lax.stop_gradient(jnp.max(z, axis=-1, keepdims=True))
-    z = z - m  # sparsemax is shift-invariant; the shift keeps the squares below well conditioned
-    return jnp.moveaxis(jax.nn.relu(z - _threshold(z)[..., None]), -1, axis)
+    m = jax.lax.stop_gradient(jnp.max(z, axis=-1))
+    possible = m > -jnp.inf
+    # sparsemax is shift-invariant; the shift keeps the squares below well conditioned.
+    zs = shifted(z, m, possible)
+    return jnp.moveaxis(jax.nn.relu(zs - _threshold(z, m, possible)[..., None]), -1, axis)
 
 
 def _dual_terms(z, tau):
@@ -258,10 +291,12 @@ def multiclass_sparsemax_loss(
       gradient); a target on one, or on a masked class, gives ``+inf`` with a zero
       gradient for that example. An integer target outside ``[0, C)`` gives NaN (optax
       wraps ``-1`` to the last class); under ``jax.experimental.checkify`` with user checks
-      it is an error naming the label. The threshold is sort-based, as in optax (its sort
-      holds an ``[N, C]`` temporary, in float32 for half-precision scores). The gradient
-      comes from a ``jax.custom_jvp`` rule: forward and reverse mode and second order
-      (the sparsemax Jacobian ``diag(s) - s sᵀ/|s|``) work.
+      it is an error naming the label. The threshold is not sort-based (optax sorts, with
+      ``[N, C]`` temporaries): Michelot's fixed point from ``max - 1`` rises to it in a few
+      fused passes over the scores (a ``while`` loop until every row's support stops
+      shrinking, at most ``C`` passes), with nothing of size ``[N, C]`` written. The
+      gradient comes from a ``jax.custom_jvp`` rule: forward and reverse mode and second
+      order (the sparsemax Jacobian ``diag(s) - s sᵀ/|s|``) work.
 
     Example:
       >>> import jax.numpy as jnp, jaxent
@@ -280,10 +315,7 @@ def multiclass_sparsemax_loss(
         fn, scores, targets, axis=axis, where=where, logits_name="scores", allow_probabilities=False
     )
     ct = _checks.compute_dtype(lay.x.dtype)
-    x = lay.x.astype(ct)
-    if lay.example_mask is not None:
-        # Dropped examples read 0 (a select: zero gradient even for NaN padding).
-        x = jnp.where(lay.example_mask[..., None], x, 0)
+    x = lay.x  # in its dtype: each pass upcasts (the threshold's loop reads x, not a copy)
     if lay.class_mask is not None:
         # A masked class is an impossible one.
         x = jnp.where(lay.class_mask, x, -jnp.inf)
@@ -292,12 +324,18 @@ def multiclass_sparsemax_loss(
     # The shift is a constant (the loss is shift-invariant): no derivative is taken of the max.
     m = _backend.row_max(jax.lax.stop_gradient(x)).astype(ct)
     possible = m > -jnp.inf
-    # A row without a possible class reads 0 (double where): its loss is set to +inf below.
-    z = jnp.where(possible[..., None], x - jnp.where(possible, m, 0)[..., None], 0)
+    if lay.example_mask is not None:
+        # A dropped example reads 0 like a row without a possible class (a select: zero
+        # gradient even for NaN padding); its loss is 0 below.
+        possible = possible & lay.example_mask
+    # A row without a possible class reads 0: its loss is set to +inf below.
+    z = shifted(x, m, possible)
     target = jax.lax.broadcasted_iota(y.dtype, z.shape, z.ndim - 1) == y[..., None]
-    zy = jnp.sum(jnp.where(target, z, 0), axis=-1)
+    # Paired with a count (a label in range) so that the reduce fuses its select (see row_sums).
+    (zy,), (labelled,) = _backend.row_sums((jnp.where(target, z, 0),), (target,))
+    zy = jnp.where(labelled > 0, zy, 0)
     counted = jnp.ones(z.shape, bool) if lay.class_mask is None else lay.class_mask
-    tau = _threshold(z)
+    tau = _threshold(x, m, possible)
     # ℓ = Ω*(z) + ½ - z_y, with Ω(onehot) = ½ (the Gini negentropy ½‖p‖² at a vertex).
     loss = _conjugate(z, tau, counted) + 0.5
     impossible = ~possible | (zy == -jnp.inf)
