@@ -146,16 +146,19 @@ def sparsemax_loss(
 # The sparsemax threshold and the multiclass loss.
 
 
-def shifted(x: jax.Array, shift: jax.Array, possible: jax.Array) -> jax.Array:
+def shifted(x: jax.Array, shift: jax.Array, possible: jax.Array, classes: jax.Array | None = None) -> jax.Array:
     """``z = x - shift`` in the compute dtype on the rows with a possible class (``shift`` their
-    max, so ``max z = 0``); 0 on the other rows (double where: ``-inf - -inf`` never forms)."""
+    max, so ``max z = 0``), ``-inf`` off the kept ``classes``; 0 on the other rows (double
+    where: ``-inf - -inf`` never forms). Recomputed by each pass, never a copy of ``x``."""
     z = x.astype(shift.dtype) - jnp.where(possible, shift, 0)[..., None]
+    if classes is not None:
+        z = jnp.where(classes, z, -jnp.inf)  # a masked class is an impossible one
     return jnp.where(possible[..., None], z, 0)
 
 
-def _threshold_value(x: jax.Array, shift: jax.Array, possible: jax.Array) -> jax.Array:
-    """τ with ``Σ_j relu(z_j - τ) = 1`` per row of ``z = shifted(x, shift, possible)`` ``[..., C]``
-    (max 0, finite; -inf allowed).
+def _threshold_value(x: jax.Array, shift: jax.Array, possible: jax.Array, classes: jax.Array | None) -> jax.Array:
+    """τ with ``Σ_j relu(z_j - τ) = 1`` per row of ``z = shifted(x, shift, possible, classes)``
+    ``[..., C]`` (max 0, finite; -inf allowed).
 
     Michelot's fixed point, without a sort: from ``τ_0 = max - 1 = -1 <= τ`` (no entry of a
     sparsemax exceeds 1), ``τ_{k+1} = (Σ_{z_j > τ_k} z_j - 1) / #{z_j > τ_k}`` rises to ``τ``
@@ -169,7 +172,7 @@ def _threshold_value(x: jax.Array, shift: jax.Array, possible: jax.Array) -> jax
     def step(state):
         i, tau, count, _ = state
         # (x tied to the step: z is not hoisted out of the loop as an [N, C] array.)
-        z = shifted(_backend.tied(x, i, any_dtype=True), shift, possible)
+        z = shifted(_backend.tied(x, i, any_dtype=True), shift, possible, classes)
         on = z > tau[..., None]
         # A -inf entry is never in the support (-inf > τ is False).
         (total,), (new_count,) = _backend.row_sums((jnp.where(on, z, 0),), (on,))
@@ -182,28 +185,28 @@ def _threshold_value(x: jax.Array, shift: jax.Array, possible: jax.Array) -> jax
     return jax.lax.while_loop(lambda state: ~jnp.all(state[3]), step, init)[1]
 
 
-def _tau_tangent(x, shift, possible, tau, dx):
+def _tau_tangent(x, shift, possible, classes, tau, dx):
     # dτ = Σ_{j ∈ S} dz_j / |S|, from Σ_{j ∈ S} (z_j - τ) = 1 on the support S = {z_j > τ}.
-    on = shifted(x, shift, possible) > tau[..., None]
+    on = shifted(x, shift, possible, classes) > tau[..., None]
     count = jnp.sum(on, axis=-1, dtype=jnp.int32)
     dz = jnp.where(possible[..., None], dx.astype(tau.dtype), 0)
     return jnp.sum(jnp.where(on, dz, 0), axis=-1) / jnp.maximum(count, 1).astype(tau.dtype)
 
 
 @jax.custom_jvp
-def _threshold(x: jax.Array, shift: jax.Array, possible: jax.Array) -> jax.Array:
-    return _threshold_value(x, shift, possible)
+def _threshold(x: jax.Array, shift: jax.Array, possible: jax.Array, classes: jax.Array | None) -> jax.Array:
+    return _threshold_value(x, shift, possible, classes)
 
 
 @functools.partial(_threshold.defjvp, symbolic_zeros=True)
 def _threshold_jvp(primals, tangents):
-    x, shift, possible = primals
-    dx, dshift, _ = tangents
-    tau = _threshold(x, shift, possible)
+    x, shift, possible, classes = primals
+    dx, dshift, _, _ = tangents
+    tau = _threshold(x, shift, possible, classes)
     out = jnp.zeros_like(tau)
     if not isinstance(dx, SymbolicZero):
         # Linear in dx; the support is recomputed from (x, τ), never saved.
-        out = out + _backend.recomputed(_tau_tangent)(x, shift, possible, tau, dx)
+        out = out + _backend.recomputed(_tau_tangent)(x, shift, possible, classes, tau, dx)
     if not isinstance(dshift, SymbolicZero):
         out = out - jnp.where(possible, dshift, 0)  # τ(x - shift) moves with the shift
     return tau, out
@@ -216,7 +219,7 @@ def sparsemax(x: jax.Array, axis: int = -1) -> jax.Array:
     possible = m > -jnp.inf
     # sparsemax is shift-invariant; the shift keeps the squares below well conditioned.
     zs = shifted(z, m, possible)
-    return jnp.moveaxis(jax.nn.relu(zs - _threshold(z, m, possible)[..., None]), -1, axis)
+    return jnp.moveaxis(jax.nn.relu(zs - _threshold(z, m, possible, None)[..., None]), -1, axis)
 
 
 def _dual_terms(z, tau):
@@ -315,27 +318,25 @@ def multiclass_sparsemax_loss(
         fn, scores, targets, axis=axis, where=where, logits_name="scores", allow_probabilities=False
     )
     ct = _checks.compute_dtype(lay.x.dtype)
-    x = lay.x  # in its dtype: each pass upcasts (the threshold's loop reads x, not a copy)
-    if lay.class_mask is not None:
-        # A masked class is an impossible one.
-        x = jnp.where(lay.class_mask, x, -jnp.inf)
+    x, classes = lay.x, lay.class_mask  # x in its dtype: each pass upcasts and masks (no copy)
     kept = _checks.kept_examples(lay, None)
     y, wy = _checks.class_labels(fn, lay, kept, None)
     # The shift is a constant (the loss is shift-invariant): no derivative is taken of the max.
-    m = _backend.row_max(jax.lax.stop_gradient(x)).astype(ct)
+    kept_scores = x if classes is None else jnp.where(classes, x, -jnp.inf)
+    m = _backend.row_max(jax.lax.stop_gradient(kept_scores)).astype(ct)
     possible = m > -jnp.inf
     if lay.example_mask is not None:
         # A dropped example reads 0 like a row without a possible class (a select: zero
         # gradient even for NaN padding); its loss is 0 below.
         possible = possible & lay.example_mask
     # A row without a possible class reads 0: its loss is set to +inf below.
-    z = shifted(x, m, possible)
+    z = shifted(x, m, possible, classes)
     target = jax.lax.broadcasted_iota(y.dtype, z.shape, z.ndim - 1) == y[..., None]
     # Paired with a count (a label in range) so that the reduce fuses its select (see row_sums).
     (zy,), (labelled,) = _backend.row_sums((jnp.where(target, z, 0),), (target,))
     zy = jnp.where(labelled > 0, zy, 0)
     counted = jnp.ones(z.shape, bool) if lay.class_mask is None else lay.class_mask
-    tau = _threshold(x, m, possible)
+    tau = _threshold(x, m, possible, classes)
     # ℓ = Ω*(z) + ½ - z_y, with Ω(onehot) = ½ (the Gini negentropy ½‖p‖² at a vertex).
     loss = _conjugate(z, tau, counted) + 0.5
     impossible = ~possible | (zy == -jnp.inf)

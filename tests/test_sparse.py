@@ -299,16 +299,17 @@ def test_multiclass_bad_input_is_a_clear_error(kwargs, error, match):
 def test_multiclass_compiled_memory_and_backend_neutral(dtype, masked):
     # The threshold is Michelot's fixed point (one fused pass per step), not a sort: forward
     # and value_and_grad hold at most 1% of one float32 [N, C] buffer (optax sorts: 2 GB).
-    # (A class mask is applied once, before the loop: it may hold one copy of the scores.)
+    # Batch and class masks too (each pass applies them; no masked copy of the scores).
     s = jax.ShapeDtypeStruct(programs.BIG, dtype)
     y = jax.ShapeDtypeStruct(programs.BIG[:1], jnp.int32)
-    m = jax.ShapeDtypeStruct(programs.BIG[:1], jnp.bool_)
+    for shape in (programs.BIG[:1], programs.BIG):
+        m = jax.ShapeDtypeStruct(shape, jnp.bool_)
 
-    def loss(s, y, m):
-        return jaxent.multiclass_sparsemax_loss(s, y, where=m if masked else None)
+        def loss(s, y, m):
+            return jaxent.multiclass_sparsemax_loss(s, y, where=m if masked else None)
 
-    for g in (loss, jax.value_and_grad(loss)):
-        assert programs.temp_bytes(g, s, y, m) <= programs.one_percent_of_f32(programs.BIG)
+        for g in (loss, jax.value_and_grad(loss)):
+            assert programs.temp_bytes(g, s, y, m) <= programs.one_percent_of_f32(programs.BIG), shape
 
 
 def test_multiclass_programs_are_backend_neutral():
