@@ -813,7 +813,8 @@ def _multilabel_hinge(x: jax.Array, t: jax.Array, lengths: jax.Array) -> jax.Arr
     A loop over blocks of list slots (as many as the longest list needs). For the targets
     ``j`` of a block, one pass over the scores sums the hinge over every class outside the
     block's labels. Then the listed labels of the other blocks, each counted once (its first
-    listing), are subtracted as competitors, on ``[R, K, K]`` pairs.
+    listing), are subtracted as competitors, on ``[R, K, K]`` pairs (the +inf terms counted
+    apart on both sides).
     """
     dtype, num = _checks.compute_dtype(x.dtype), x.shape[-1]
     blocks = _multilabel_blocks(t, lengths)
@@ -832,22 +833,45 @@ def _multilabel_hinge(x: jax.Array, t: jax.Array, lengths: jax.Array) -> jax.Arr
         # count keeps the reduce variadic).
         return acc + jnp.where(free > 0, total, 0)
 
+    def finite_pass(b, acc):
+        # The pass over the scores with its +inf hinge terms counted apart: a listed label of
+        # another block with a +inf score is subtracted again below, and inf - inf is NaN.
+        total, infinite = acc
+        j = _list_block(x, t, lengths, b, k, dtype)
+        outside = _outside(j, num)
+        xs = _backend.tied(x, b).astype(dtype)
+        z = [1 - j.score[:, q : q + 1] + xs for q in range(k)]
+        h = sum(jnp.where(j.on[:, q : q + 1] & (z[q] < jnp.inf), jnp.maximum(z[q], 0), 0) for q in range(k))
+        n = sum((j.on[:, q : q + 1] & (z[q] == jnp.inf)).astype(jnp.int32) for q in range(k))
+        (h_sum,), (free, n_sum) = _backend.row_sums((jnp.where(outside, h, 0),), (outside, jnp.where(outside, n, 0)))
+        return total + jnp.where(free > 0, h_sum, 0), infinite + n_sum
+
     def listed_competitors(mb, acc):
+        total, infinite = acc
         m = _list_block(x, t, lengths, mb, k, dtype)
 
         def against(jb, carry):
-            hinge, repeated = carry
+            hinge, infinities, repeated = carry
             h, _, earlier = _pair_terms(m, _list_block(x, t, lengths, jb, k, dtype))
-            return hinge + jnp.sum(h, axis=1), repeated | earlier
+            finite = h < jnp.inf
+            return (
+                hinge + jnp.sum(jnp.where(finite, h, 0), axis=1),
+                infinities + jnp.sum(~finite, axis=1, dtype=jnp.int32),
+                repeated | earlier,
+            )
 
-        zeros = (jnp.zeros(m.score.shape, dtype), jnp.zeros(m.on.shape, bool))
-        hinge, repeated = blocks.fold(against, zeros)
-        return acc + jnp.sum(jnp.where(m.on & ~repeated, hinge, 0), axis=-1)
+        zeros = (jnp.zeros(m.score.shape, dtype), jnp.zeros(m.on.shape, jnp.int32), jnp.zeros(m.on.shape, bool))
+        hinge, infinities, repeated = blocks.fold(against, zeros)
+        first = m.on & ~repeated
+        left = jnp.sum(jnp.where(first, infinities, 0), axis=-1, dtype=jnp.int32)
+        return total + jnp.sum(jnp.where(first, hinge, 0), axis=-1), infinite + left
 
-    zero = jnp.zeros(x.shape[:1], dtype)
+    zero = (jnp.zeros(x.shape[:1], dtype), jnp.zeros(x.shape[:1], jnp.int32))
     if blocks.single:  # every label is in the block: no label of another block to subtract
-        return pass_over_scores(jnp.int32(0), zero)
-    return blocks.fold(pass_over_scores, zero) - blocks.fold(listed_competitors, zero)
+        return pass_over_scores(jnp.int32(0), zero[0])
+    (total, infinite), (listed, listed_infinite) = blocks.fold(finite_pass, zero), blocks.fold(listed_competitors, zero)
+    # +inf when an infinite term is left after the listed labels' are taken out.
+    return jnp.where(infinite > listed_infinite, jnp.inf, total - listed)
 
 
 def _multilabel_hinge_grad(x: jax.Array, t: jax.Array, lengths: jax.Array) -> jax.Array:
@@ -966,11 +990,12 @@ def multilabel_margin_loss(
       (held in the scores' dtype; in bfloat16 a count above 256 rounds like the gradient).
       Lists that fit in one block are summed exactly like PyTorch; in longer lists the
       hinge terms of the labels of other blocks (as competitors) are subtracted again,
-      which rounds like a sum of those terms (and an infinite score of such a label gives
-      NaN). The gradient is exact (``±1/C`` per violating pair, 0 at the kink, as in
-      PyTorch); forward and reverse mode work. The block loop is a ``while`` loop whose
-      trip count depends on the lists (on a GPU, a host read of its predicate per block).
-      A listed label outside ``[0, C)`` gives NaN for its example (PyTorch raises).
+      which rounds like a sum of those terms (their infinities are counted apart, so a
+      ``+inf`` score of a listed label never gives NaN). The gradient is exact (``±1/C``
+      per violating pair, 0 at the kink, as in PyTorch); forward and reverse mode work.
+      The block loop is a ``while`` loop whose trip count depends on the lists (on a GPU,
+      a host read of its predicate per block). A listed label outside ``[0, C)`` gives NaN
+      for its example (PyTorch raises).
 
     Example:
       >>> import jax.numpy as jnp, jaxent

@@ -479,6 +479,12 @@ def test_multilabel_margin_long_lists_and_repeats():
     tangent = jnp.asarray(rng.normal(size=x.shape))
     forward = jax.jvp(lambda x: jaxent.multilabel_margin_loss(x, y, reduction="sum"), (x,), (tangent,))[1]
     assert_close(forward, jnp.sum(want * tangent), GRAD[F64])
+    # +inf scores with several blocks: of a listed label of another block (finite loss: it is
+    # subtracted again, infinities counted apart), of a competitor (+inf), of a target (0).
+    xi = x.at[4, int(lists[4, 20])].set(jnp.inf).at[3, c - 1].set(jnp.inf).at[5, int(lists[5, 0])].set(jnp.inf)
+    got = jaxent.multilabel_margin_loss(xi, y, reduction="none")
+    assert_close(got, ref.multilabel_margin_loss(xi, y, reduction="none"), LOSS[F64])
+    assert np.isfinite(got[4]) and got[3] == jnp.inf
     # bfloat16 scores: the gradient is held in bfloat16 (counts this small are exact).
     xb = x.astype(jnp.bfloat16)
     gb = jax.grad(lambda x: jaxent.multilabel_margin_loss(x, y, reduction="sum"))(xb)
