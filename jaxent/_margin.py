@@ -821,29 +821,20 @@ def _multilabel_hinge(x: jax.Array, t: jax.Array, lengths: jax.Array) -> jax.Arr
     k = blocks.size
 
     def pass_over_scores(b, acc):
+        # The hinge over the classes outside the block's labels, its +inf terms counted apart:
+        # a listed label of another block with a +inf score is subtracted again below, and
+        # inf - inf is NaN. (A NaN term stays in the sum.)
+        total, infinite = acc
         j = _list_block(x, t, lengths, b, k, dtype)
         outside = _outside(j, num)
         # Upcast in the pass (a half-precision x tied to b: not hoisted as a float32 copy).
         xs = _backend.tied(x, b).astype(dtype)
-        h = jnp.where(j.on[:, :1], jnp.maximum(1 - j.score[:, :1] + xs, 0), 0)
-        for q in range(1, k):
-            h = h + jnp.where(j.on[:, q : q + 1], jnp.maximum(1 - j.score[:, q : q + 1] + xs, 0), 0)
-        (total,), (free,) = _backend.row_sums((jnp.where(outside, h, 0),), (outside,))
-        # A row whose classes are all labels of the block has no competitor (this use of the
-        # count keeps the reduce variadic).
-        return acc + jnp.where(free > 0, total, 0)
-
-    def finite_pass(b, acc):
-        # The pass over the scores with its +inf hinge terms counted apart: a listed label of
-        # another block with a +inf score is subtracted again below, and inf - inf is NaN.
-        total, infinite = acc
-        j = _list_block(x, t, lengths, b, k, dtype)
-        outside = _outside(j, num)
-        xs = _backend.tied(x, b).astype(dtype)
         z = [1 - j.score[:, q : q + 1] + xs for q in range(k)]
-        h = sum(jnp.where(j.on[:, q : q + 1] & (z[q] < jnp.inf), jnp.maximum(z[q], 0), 0) for q in range(k))
+        h = sum(jnp.where(j.on[:, q : q + 1] & (z[q] != jnp.inf), jnp.maximum(z[q], 0), 0) for q in range(k))
         n = sum((j.on[:, q : q + 1] & (z[q] == jnp.inf)).astype(jnp.int32) for q in range(k))
         (h_sum,), (free, n_sum) = _backend.row_sums((jnp.where(outside, h, 0),), (outside, jnp.where(outside, n, 0)))
+        # A row whose classes are all labels of the block has no competitor (this use of the
+        # count keeps the reduce variadic).
         return total + jnp.where(free > 0, h_sum, 0), infinite + n_sum
 
     def listed_competitors(mb, acc):
@@ -853,7 +844,7 @@ def _multilabel_hinge(x: jax.Array, t: jax.Array, lengths: jax.Array) -> jax.Arr
         def against(jb, carry):
             hinge, infinities, repeated = carry
             h, _, earlier = _pair_terms(m, _list_block(x, t, lengths, jb, k, dtype))
-            finite = h < jnp.inf
+            finite = h != jnp.inf  # (a NaN term stays in the sum)
             return (
                 hinge + jnp.sum(jnp.where(finite, h, 0), axis=1),
                 infinities + jnp.sum(~finite, axis=1, dtype=jnp.int32),
@@ -867,9 +858,10 @@ def _multilabel_hinge(x: jax.Array, t: jax.Array, lengths: jax.Array) -> jax.Arr
         return total + jnp.sum(jnp.where(first, hinge, 0), axis=-1), infinite + left
 
     zero = (jnp.zeros(x.shape[:1], dtype), jnp.zeros(x.shape[:1], jnp.int32))
+    total, infinite = blocks.fold(pass_over_scores, zero)
     if blocks.single:  # every label is in the block: no label of another block to subtract
-        return pass_over_scores(jnp.int32(0), zero[0])
-    (total, infinite), (listed, listed_infinite) = blocks.fold(finite_pass, zero), blocks.fold(listed_competitors, zero)
+        return jnp.where(infinite > 0, jnp.inf, total)
+    listed, listed_infinite = blocks.fold(listed_competitors, zero)
     # +inf when an infinite term is left after the listed labels' are taken out.
     return jnp.where(infinite > listed_infinite, jnp.inf, total - listed)
 

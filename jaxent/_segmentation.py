@@ -129,9 +129,14 @@ def _sums(kind: str, axes: tuple[int, ...], x, t, mask, lse) -> tuple[jax.Array,
 def _dice_sums(kind: str, axes: tuple[int, ...], x: jax.Array, t: jax.Array, mask: jax.Array | None):
     """(I, P, T) ``[batch..., C]``: ``Σ_axes p t``, ``Σ_axes p``, ``Σ_axes t`` of the probabilities
     ``p`` of ``x`` (``kind``: softmax, sigmoid or identity) and the targets, over the kept pixels."""
-    x = _backend.apart(x)  # each pass upcasts a half-precision x on its own
-    lse = _logsumexp(_logits(x, mask)) if kind == "softmax" else None
-    return _sums(kind, axes, x, t, mask, lse)
+    return _primal_sums(kind, axes, x, t, mask)[0]
+
+
+def _primal_sums(kind, axes, x, t, mask):
+    """((I, P, T), the row logsumexp ``[..., 1]`` or None): the primal of the rule."""
+    xa = _backend.apart(x)  # each pass upcasts a half-precision x on its own
+    lse = _logsumexp(_logits(xa, mask)) if kind == "softmax" else None
+    return _sums(kind, axes, xa, t, mask, lse), lse
 
 
 def _dice_tangent(kind, axes, x, t, mask, lse, dx, dt):
@@ -169,9 +174,7 @@ def _dice_sums_jvp(kind, axes, primals, tangents):
     x, t, mask = primals
     dx, dt, _ = tangents
     # The row logsumexp [..., 1] is the only value saved for reverse mode besides the inputs.
-    xa = _backend.apart(x)  # each pass upcasts a half-precision x on its own
-    lse = _logsumexp(_logits(xa, mask)) if kind == "softmax" else None
-    out = _sums(kind, axes, xa, t, mask, lse)
+    out, lse = _primal_sums(kind, axes, x, t, mask)
     dx = None if isinstance(dx, SymbolicZero) else dx
     dt = None if isinstance(dt, SymbolicZero) or not jnp.issubdtype(t.dtype, jnp.floating) else dt
     if dx is None and dt is None:

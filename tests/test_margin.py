@@ -485,6 +485,8 @@ def test_multilabel_margin_long_lists_and_repeats():
     got = jaxent.multilabel_margin_loss(xi, y, reduction="none")
     assert_close(got, ref.multilabel_margin_loss(xi, y, reduction="none"), LOSS[F64])
     assert np.isfinite(got[4]) and got[3] == jnp.inf
+    # A NaN score is NaN for its example (never dropped from the sums), with several blocks.
+    assert np.isnan(jaxent.multilabel_margin_loss(x.at[4, c - 1].set(jnp.nan), y, reduction="none")[4])
     # bfloat16 scores: the gradient is held in bfloat16 (counts this small are exact).
     xb = x.astype(jnp.bfloat16)
     gb = jax.grad(lambda x: jaxent.multilabel_margin_loss(x, y, reduction="sum"))(xb)
