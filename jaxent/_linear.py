@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Hashable
-from typing import ClassVar, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +27,9 @@ from jaxent import _backend, _checks, _reduction
 from jaxent._objects import LossObject, loss_object, static_field
 from jaxent._softmax import (
     GAP_SCALE,
+    SoftmaxOptions,
     Stats,
+    StatsConfig,
     cap_partial,
     capped,
     log_of_sum,
@@ -37,6 +39,7 @@ from jaxent._softmax import (
     sharded_labels,
     softmax_losses,
     softmax_options,
+    softmax_stats,
 )
 
 # Default chunk: about 2**22 float32 logits (16 MiB) per vocabulary chunk, and never
@@ -59,22 +62,23 @@ class _Plan:
     """How the vocabulary is cut: ``count`` chunks of ``size`` entries, then a ``tail``
     chunk of the ``V - count * size`` remaining entries (none when ``size`` divides V)."""
 
-    def __init__(self, vocab: int, tokens: int, chunk_size: int | None):
-        target = min(chunk_size or max(_CHUNK_ELEMENTS // max(tokens, 1), _MIN_CHUNK), vocab)
+    def __init__(self, vocab: int, tokens: int, chunk_size: int | None, elements: int = _CHUNK_ELEMENTS):
+        target = min(chunk_size or max(elements // max(tokens, 1), _MIN_CHUNK), vocab)
         # Prefer a chunk that divides V (down to half the target): one compiled chunk shape.
         self.size = next((c for c in range(target, (target - 1) // 2, -1) if vocab % c == 0), target)
         self.count, self.tail = divmod(vocab, self.size)
 
-    def fold(self, step, w: jax.Array, carry):
+    def fold(self, step, w: jax.Array, carry, carried: bool | None = None):
         """``carry = step(start, size, w, carry)`` over the chunks, the tail included.
 
         For 16-bit weights the loop carries ``w`` behind ``_backend.apart`` (an optimization
         barrier on XLA:CPU only): XLA:CPU
         upcasts a bf16/f16 matrix it slices inside a loop and would hoist that upcast out
         of the loop, a float32 copy of the whole ``[V, D]`` weight. Other dtypes are read
-        from the closure (carrying them would copy them).
+        from the closure (carrying them would copy them), and so is a 16-bit weight whose
+        matmuls stay 16-bit (``carried=False``).
         """
-        carried = w.dtype.itemsize == 2
+        carried = w.dtype.itemsize == 2 if carried is None else carried
 
         def body(j, c):
             c, wc = c
@@ -400,6 +404,300 @@ def _linear_stats_jvp(cfg, primals, tangents):
     return stats, _stats_tangent(cfg, primals, stats, tangents)
 
 
+# --------------------------------------------------------------------------------------
+# The token-chunked schedule: whole rows of logits for a block of tokens; a differentiated
+# call forms the gradients in the same pass (6·N·D·V flops instead of 8·N·D·V).
+
+Schedule = Literal["auto", "vocab", "tokens"]
+SCHEDULES = ("auto", "vocab", "tokens")
+# The default memory_budget: about the vocabulary schedule's own temporary memory at its
+# default chunk (three [N, chunk] float32 blocks).
+DEFAULT_BUDGET = 3 * 4 * _CHUNK_ELEMENTS
+# "auto" takes the token schedule only with blocks of at least this many rows: below it,
+# the d weight accumulator is read and written once per block too often to win.
+_MIN_BLOCK = 128
+# Elements of one [chunk, D] part of d weight per update (float32): 8 MiB.
+_PART_ELEMENTS = 2**21
+# Vocabulary entries per filtered tile at most: finer tiles skip more of the tail.
+_FILTER_TILE = 2048
+
+
+class TokenConfig(NamedTuple):
+    """The static part of :func:`token_loss_sum`."""
+
+    block: int  # tokens per block: whole rows of logits, one [block, V, *K] float32 array
+    chunk: int | None  # vocabulary entries per update of d weight (None: ``part`` elements of it)
+    smooth: bool  # the label-smoothing sums
+    accumulate: str  # dtype of the d weight and d bias accumulators over the token blocks (float32 or wider)
+    part: int = 2**21  # elements of d weight per update (of one vocabulary chunk), when chunk is None
+    threshold: float | None = None  # gradient filtering: skip a tile whose |d logits| are all below it
+
+
+# The primal operands of token_loss_sum, in order; the differentiable ones get gradients.
+_OPERANDS = ("h", "w", "bias", "y", "wy", "q", "cw", "eps", "z", "cap", "kept")
+
+
+def _block_loss(smooth, x, y, wy, q, cw, eps, z, cap, kept):
+    """The summed loss of one block of tokens from its materialised logits ``x`` ``[B, V, *K]``."""
+    if x.ndim > 2:  # the K-dimensional form: the class axis last, where softmax_stats reads it
+        x = jnp.moveaxis(x, 1, -1)
+        q = None if q is None else jnp.moveaxis(q, 1, -1)
+    stats = softmax_stats(StatsConfig(smooth), x, cap, None, y, q, cw, kept)
+    return jnp.sum(softmax_losses(stats, kept, wy, SoftmaxOptions(smooth, eps, z, cap)))
+
+
+def _token_pass(cfg: TokenConfig, primals, want: frozenset) -> tuple[jax.Array, dict]:
+    """(the summed loss, its gradients w.r.t. the operands named in ``want``), block by block.
+
+    Each block of tokens forms its logits ``[B, V, *K]`` once. With gradients asked for,
+    the block's ``d logits`` (from the materialised loss's own rule) are contracted at once
+    into the block's rows of ``d inputs`` and, chunk by chunk of the vocabulary, added to
+    ``d weight``: three matmuls per block and no recomputation.
+    """
+    ops = dict(zip(_OPERANDS, primals))
+    h, w, bias = ops["h"], ops["w"], ops["bias"]
+    ct = _checks.compute_dtype(h.dtype)
+    n, vocab = h.shape[0], w.shape[0]
+    acc = jnp.dtype(cfg.accumulate)
+    sliced = ("y", "wy", "q", "kept")  # per-token operands, read block by block
+    per_block = [k for k in ("wy", "q") if k in want]  # per-token gradients, written block by block
+    shared = [k for k in ("cw", "eps", "z", "cap") if k in want]  # gradients summed over the blocks
+    # The matmul operands of d logits: 16-bit weights take them in their dtype (float32 accumulation).
+    md = w.dtype if w.dtype.itemsize == 2 else ct
+    parts = _Plan(vocab, int(np.prod(w.shape[1:])), cfg.chunk, cfg.part)
+    inner = tuple(range(1, w.ndim))  # the vocabulary and K axes of d logits [B, V, *K]
+
+    def step(start, size, c):
+        total, g = c
+        hb = jax.lax.dynamic_slice_in_dim(h, start, size)
+        x = _logits(hb, w, bias, 0, vocab)
+        args = {
+            k: ops[k] if k not in sliced or ops[k] is None else jax.lax.dynamic_slice_in_dim(ops[k], start, size)
+            for k in _OPERANDS[3:]
+        }
+        if not want:
+            return total + _block_loss(cfg.smooth, x, **args), g
+        keys = per_block + shared
+        loss, vjp = jax.vjp(
+            lambda x, *v: _block_loss(cfg.smooth, x, **(args | dict(zip(keys, v)))), x, *(args[k] for k in keys)
+        )
+        dx, *dv = vjp(jnp.ones((), loss.dtype))
+        g = dict(g)
+        for k, d in zip(keys, dv):
+            if k in per_block:
+                g[k] = jax.lax.dynamic_update_slice_in_dim(g[k], d.astype(g[k].dtype), start, 0)
+            else:
+                g[k] = g[k] + d
+        if "bias" in want:
+            g["bias"] = (g["bias"].astype(ct) + jnp.sum(dx, axis=0)).astype(acc)
+        if "h" in want or "w" in want:
+            # A dropped token's inputs are replaced by 0 (its d logits are 0): d weight stays
+            # exact when they are NaN, as on the vocabulary schedule.
+            kb = args["kept"]
+            token_rows = kb if kb.ndim == 1 else jnp.any(kb, axis=tuple(range(1, kb.ndim)))
+            dxm, th = dx.astype(md), cfg.threshold
+            hm = jnp.where(token_rows[:, None], hb, 0).astype(md)
+            # Both matmuls of d logits chunk by chunk of the vocabulary, each chunk read once
+            # for both while it is in cache (measured faster than one d inputs matmul).
+
+            def chunk(vstart, vsize, wc, c):
+                # (Sliced before a filtering cond: XLA:CPU would convert all of a 16-bit W inside it.)
+                dxc = jax.lax.dynamic_slice_in_dim(dxm, vstart, vsize, axis=1)
+                wl = jax.lax.dynamic_slice_in_dim(wc, vstart, vsize)
+
+                def update(c):
+                    dh, gw = c
+                    if dh is not None:  # d inputs += d logits_c · W_c
+                        dh = dh + jax.lax.dot_general(
+                            dxc, wl, ((inner, tuple(i - 1 for i in inner)), ((), ())), preferred_element_type=ct
+                        )
+                    if gw is not None:  # d W_c += d logits_c^T · h
+                        part = jax.lax.dot_general(dxc, hm, (((0,), (0,)), ((), ())), preferred_element_type=ct)
+                        old = jax.lax.dynamic_slice_in_dim(gw, vstart, vsize)
+                        gw = jax.lax.dynamic_update_slice_in_dim(gw, (old.astype(ct) + part).astype(acc), vstart, 0)
+                    return dh, gw
+
+                if th is None:
+                    return update(c)
+                # Gradient filtering: the tile's matmuls unless every |d logits| entry is below the
+                # threshold (a NaN entry is not below it: NaN reaches the gradients).
+                big = ~(jnp.max(jnp.abs(jax.lax.dynamic_slice_in_dim(dx, vstart, vsize, axis=1))) < th)
+                return jax.lax.cond(big, update, lambda c: c, c)
+
+            dh0 = jnp.zeros((size, h.shape[1]), ct) if "h" in want else None
+            dh, gw = parts.fold(chunk, w, (dh0, g.get("w")))
+            if gw is not None:
+                g["w"] = gw
+            if dh is not None:
+                g["h"] = jax.lax.dynamic_update_slice_in_dim(g["h"], dh.astype(g["h"].dtype), start, 0)
+        return total + loss, g
+
+    zero = lambda v, dtype=None: jnp.zeros_like(v, dtype or v.dtype)  # (keeps an explicit sharding)
+    g0 = {}
+    for k in want:
+        v = ops[k]
+        g0[k] = zero(v, acc if k in ("w", "bias") else (ct if k in shared else None))
+    count, tail = divmod(n, cfg.block)
+    carry = (jnp.zeros((), ct), g0)
+    carry = jax.lax.fori_loop(0, count, lambda i, c: step(i * cfg.block, cfg.block, c), carry)
+    if tail:
+        carry = step(count * cfg.block, tail, carry)
+    return carry
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def token_loss_sum(cfg: TokenConfig, h, w, bias, y, wy, q, cw, eps, z, cap, kept) -> jax.Array:
+    """The summed cross-entropy of ``h @ w.T + bias`` (``[N, V, *K]`` for a ``[V, *K, D]``
+    weight) over token blocks of whole logit rows (:func:`_token_pass`): integer targets
+    ``y`` with per-token class weights ``wy``, or probabilities ``q``; class weights ``cw``
+    (the smoothing term's), smoothing ``eps``, z-loss ``z`` (None: off) and soft-cap ``cap``;
+    only tokens in ``kept`` count.
+
+    A call that is not differentiated forms the logits only (``2·N·D·V`` flops). The
+    ``jax.custom_jvp`` rule forms the gradients in the same pass (``6·N·D·V``), and its
+    tangent is their inner product with the input tangents: forward mode evaluates it, and
+    reverse mode transposes it into a scaling of the gradients by the cotangent.
+    """
+    return _token_pass(cfg, (h, w, bias, y, wy, q, cw, eps, z, cap, kept), frozenset())[0]
+
+
+@functools.partial(token_loss_sum.defjvp, symbolic_zeros=True)
+def _token_loss_sum_jvp(cfg, primals, tangents):
+    live = {k: t for k, t in zip(_OPERANDS, map(_live, tangents)) if t is not None}
+    total, grads = token_gradients(cfg, tuple(live), *primals)
+    # Linear in the tangents: <d loss/d operand, d operand>, summed in the compute dtype.
+    terms = [jnp.sum(g.astype(total.dtype) * t.astype(total.dtype)) for g, t in zip(grads, live.values())]
+    return total, functools.reduce(jnp.add, terms, jnp.zeros_like(total))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
+def token_gradients(cfg: TokenConfig, want: tuple, *primals) -> tuple[jax.Array, tuple]:
+    """(the summed loss, its gradients w.r.t. the operands named in ``want``) of the token pass.
+
+    Its own ``jax.custom_jvp`` gives the derivatives of the gradients (Hessian-vector
+    products, for second-order autodiff of :func:`token_loss_sum`) from the vocabulary
+    schedule of the same loss, whose rule supports every order: differentiating the token
+    loop itself would differentiate the materialised loss's primal code, not its rule.
+    """
+    total, grads = _token_pass(cfg, primals, frozenset(want))
+    return total, tuple(grads[k] for k in want)
+
+
+@token_gradients.defjvp
+def _token_gradients_jvp(cfg, want, primals, tangents):
+    total, grads = token_gradients(cfg, want, *primals)
+    index = [_OPERANDS.index(k) for k in want]
+
+    def value_and_grads(*ops):
+        def summed(*chosen):
+            full = list(ops)
+            for i, v in zip(index, chosen):
+                full[i] = v
+            return _vocab_sum(cfg, *full)
+
+        return jax.value_and_grad(summed, argnums=tuple(range(len(want))))(*(ops[i] for i in index))
+
+    _, (d_total, d_grads) = jax.jvp(value_and_grads, primals, tangents)
+    return (total, grads), (d_total, tuple(d.astype(g.dtype) for d, g in zip(d_grads, grads)))
+
+
+def _vocab_sum(cfg: TokenConfig, h, w, bias, y, wy, q, cw, eps, z, cap, kept) -> jax.Array:
+    """:func:`token_loss_sum` on the vocabulary schedule (the same function)."""
+    o = Operands(h, w, bias, y, wy, q, cw, kept, SoftmaxOptions(cfg.smooth, eps, z, cap), kept.shape)
+    return jnp.sum(vocab_parts(o, cfg.chunk, None)[0])
+
+
+def token_config(
+    fn: str,
+    schedule: str,
+    memory_budget: int | None,
+    gradient_threshold: float | None,
+    *,
+    reduction: str,
+    axis_name: Hashable | None,
+    tokens: int,
+    vocab: int,
+    out: int,
+    dim: int,
+    weight_dtype,
+    smooth: bool,
+    chunk_size: int | None,
+) -> TokenConfig | None:
+    """The token schedule's plan, or None for the vocabulary schedule (validated options)."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"{fn}: schedule must be one of {SCHEDULES}, got {schedule!r}.")
+    if memory_budget is not None and (
+        isinstance(memory_budget, bool) or not isinstance(memory_budget, int) or memory_budget <= 0
+    ):
+        raise ValueError(f"{fn}: memory_budget must be a positive Python int (bytes) or None, got {memory_budget!r}.")
+    if gradient_threshold is not None and (
+        isinstance(gradient_threshold, bool)
+        or not isinstance(gradient_threshold, (int, float))
+        or not gradient_threshold > 0
+    ):
+        raise ValueError(
+            f"{fn}: gradient_threshold must be a positive Python float or None, got {gradient_threshold!r}; "
+            "e.g. gradient_threshold=2.0**-12."
+        )
+    why = None
+    if reduction == "none":
+        why = 'reduction="none" (per-token cotangents need the vocabulary schedule\'s backward pass)'
+    elif axis_name is not None:
+        why = "axis_name (a sharded vocabulary)"
+    if why is not None:
+        if schedule == "tokens" or gradient_threshold is not None:
+            option = 'schedule="tokens"' if schedule == "tokens" else "gradient_threshold"
+            raise ValueError(
+                f"{fn}: {option} needs the token schedule, which does not support {why}; "
+                'use reduction="mean" or "sum", or drop the option.'
+            )
+        return None
+    if schedule == "vocab" or (schedule == "auto" and chunk_size is not None and gradient_threshold is None):
+        # (A chunk size asked for under "auto" is the vocabulary schedule's chunk.)
+        if gradient_threshold is not None:
+            raise ValueError(
+                f'{fn}: gradient_threshold needs the token schedule, got schedule="vocab"; '
+                'pass schedule="tokens" (or "auto") with gradient_threshold, or drop it.'
+            )
+        return None
+    budget = DEFAULT_BUDGET if memory_budget is None else memory_budget
+    half = jnp.dtype(weight_dtype).itemsize == 2
+    wide = max(4, jnp.dtype(weight_dtype).itemsize)  # bytes of the compute dtype
+    row = wide * vocab * out  # one row of logits
+    weight = vocab * out * dim
+    part = wide * min(
+        _PART_ELEMENTS, weight, budget // (4 * wide)
+    )  # one part of d weight (a quarter of the budget at most)
+    if gradient_threshold is not None:
+        part = min(part, wide * _FILTER_TILE * out * dim)
+
+    # Temp memory of blocks of B rows (measured: about 2.2 rows per token, the logits and
+    # d logits, plus the materialised loss's rule) and a part of d weight; for 16-bit
+    # weights also a float32 copy of the inputs and the float32 d weight accumulator (a
+    # 16-bit one was measured slower and no smaller on XLA:CPU).
+    extra = 4 * weight + 4 * tokens * dim if half else 0
+    block = min(tokens, max(0, 2 * (budget - part - extra) // (5 * row)))
+    if schedule == "auto" and gradient_threshold is None and block < min(_MIN_BLOCK, tokens):
+        return None
+    if block < 1:
+        raise ValueError(
+            f"{fn}: memory_budget={budget} bytes cannot hold one row of the token schedule "
+            f"(about {(5 * row) // 2 + part} bytes for V={vocab}, more for 16-bit weights); raise memory_budget, "
+            'or use schedule="vocab".'
+        )
+    # Prefer a block that divides the tokens (down to 3/4 of it: no tail block to compile),
+    # else a multiple of 8 rows.
+    fits = [b for b in range(block, (3 * block) // 4, -1) if tokens % b == 0]
+    block = fits[0] if fits else max(block - block % 8, min(block, 8))
+    accumulate = jnp.dtype(jnp.float32 if half else weight_dtype)
+    return TokenConfig(block, chunk_size, smooth, accumulate.name, part // wide, gradient_threshold)
+
+
+def vocabulary_parts(vocab: int, dim: int, cfg: TokenConfig) -> int:
+    """Vocabulary entries per tile of the token schedule's d weight update (and filtering)."""
+    return _Plan(vocab, dim, cfg.chunk, cfg.part).size
+
+
 def linear_cross_entropy(
     inputs: ArrayLike,
     weight: ArrayLike,
@@ -415,14 +713,27 @@ def linear_cross_entropy(
     reduction: _reduction.Reduction = "mean",
     chunk_size: int | None = None,
     axis_name: Hashable | None = None,
+    schedule: Schedule = "auto",
+    memory_budget: int | None = None,
+    gradient_threshold: float | None = None,
 ) -> jax.Array:
     r"""Fused ``inputs @ weight.T + bias`` and softmax cross-entropy, without the logits.
 
     Same value and gradients as ``cross_entropy(inputs @ weight.T + bias, targets, weight=class_weight, ...)``
     (its reference, to float32 precision), but the ``[N, V]`` logits and their gradient
-    are never materialised: the loss streams over chunks of the vocabulary with an
-    online logsumexp, and the backward pass recomputes each chunk's logits (``8·N·D·V``
-    flops instead of ``6·N·D·V``) to contract them at once into the gradients.
+    are never materialised, on one of two schedules:
+
+    - ``"vocab"``: the loss streams over chunks of the vocabulary with an online
+      logsumexp, and the backward pass recomputes each chunk's logits (``8·N·D·V`` flops
+      instead of the naive program's ``6·N·D·V``) to contract them at once into the
+      gradients. Temporary memory is about three ``[N, chunk_size]`` float32 blocks.
+    - ``"tokens"`` (``"mean"`` and ``"sum"`` only): whole rows of logits for a block of
+      tokens at a time. A differentiated call forms the block's ``d logits`` from the same
+      logits and contracts them at once into its rows of ``d inputs`` and into ``d weight``
+      (``6·N·D·V`` flops; the backward pass only scales these gradients by the
+      cotangent). A call that is not differentiated only forms the logits. Blocks are as
+      large as ``memory_budget`` allows; ``d weight`` is accumulated over the blocks in
+      float32 (for 16-bit weights that accumulator counts against the budget).
 
     .. math::
         \ell_n = -\sum_c w_c\, q_{n,c} \log \operatorname{softmax}(W h_n + b)_c
@@ -461,15 +772,35 @@ def linear_cross_entropy(
       where: optional boolean mask of the targets' batch shape
         ``inputs.shape[:-1] + weight.shape[1:-1]`` (drops tokens or positions). To remove
         vocabulary entries use ``bias=-inf`` there.
-      chunk_size: static number of vocabulary entries per chunk. Temporary memory is
-        about two ``[N, chunk_size]`` float32 blocks (times ``d1···dK``); the default keeps
-        one block near 16 MiB (and at least 256 entries). V need not be a multiple of it.
+      chunk_size: static number of vocabulary entries per chunk of the ``"vocab"``
+        schedule (giving one under ``"auto"`` picks it). Temporary memory is about two
+        ``[N, chunk_size]`` float32 blocks (times ``d1···dK``); the default keeps one block
+        near 16 MiB (and at least 256 entries). V need not be a multiple of it. On the
+        token schedule: the vocabulary entries per ``d weight`` update (and filtered tile).
       axis_name: inside ``jax.shard_map``, the mesh axis over which the vocabulary is
         sharded (Megatron-style): ``weight``, ``bias``, ``class_weight`` and probability
         ``targets`` hold this device's contiguous slice of V, in device order; token ids
         stay global. Only a ``pmax`` and one packed ``psum`` of per-token values cross
         devices in the forward pass, and one ``psum`` of ``d inputs`` in the backward;
         ``d weight`` stays sharded. Not with the K-dimensional weight (a ValueError).
+        Runs on the ``"vocab"`` schedule.
+      schedule: ``"auto"`` (default) takes ``"tokens"`` when blocks of at least 128 tokens
+        (or all of them) fit ``memory_budget``, with ``reduction`` "mean" or "sum", no
+        ``axis_name`` and no ``chunk_size``: there it is the faster schedule. Otherwise
+        ``"vocab"``. Or name one.
+      memory_budget: static bytes of temporary memory for the token schedule's blocks
+        (None: 48 MiB, about the vocabulary schedule's own at its default chunk, so that
+        the default keeps today's memory bound). The compiled program stays within it.
+      gradient_threshold: opt-in gradient filtering on the token schedule (None: exact).
+        A ``[block, chunk]`` tile of ``d logits`` whose entries are all below the threshold
+        in magnitude is skipped in the ``d inputs`` and ``d weight`` matmuls (the loss
+        itself stays exact). Every skipped entry is below the threshold, so for
+        ``reduction="sum"`` the error of ``d inputs_n`` is at most
+        ``threshold·Σ_v |W_v|`` and that of ``d W_v`` at most ``threshold·Σ_n |h_n|``
+        (divide by the denominator for "mean"). On a trained model most of a token's
+        vocabulary has a softmax far below ``2**-12`` (Cut Cross-Entropy's choice), which
+        is where the saving is; on random logits it skips nothing. It is a
+        data-dependent ``lax.cond`` per tile (under ``vmap``, both branches run).
 
     Returns:
       The loss in float32 (float64 for float64 inputs): the targets' batch shape
@@ -497,12 +828,20 @@ def linear_cross_entropy(
       >>> soft = jax.nn.softmax(jax.random.normal(jax.random.key(2), (4, 10)))
       >>> jaxent.linear_cross_entropy(h, w, soft).shape
       ()
+      >>> tokens = jaxent.linear_cross_entropy(h, w, y, schedule="tokens", memory_budget=2**20)
+      >>> bool(jnp.allclose(tokens, fused, rtol=1e-6))
+      True
+      >>> g = jax.grad(jaxent.linear_cross_entropy)(h, w, y, schedule="tokens", gradient_threshold=2.0**-12)
+      >>> g.shape
+      (4, 8)
 
     References:
       PyTorch 2.13 ``torch.nn.functional.linear_cross_entropy``; Wijmans et al., *Cut Your
       Losses in Large-Vocabulary Language Models* (2024).
     """
-    losses, denominator = linear_parts(
+    fn = "linear_cross_entropy"
+    o = linear_operands(
+        fn,
         inputs,
         weight,
         targets,
@@ -517,7 +856,31 @@ def linear_cross_entropy(
         chunk_size=chunk_size,
         axis_name=axis_name,
     )
-    return _reduction.reduce(losses, reduction, denominator)
+    cfg = token_config(
+        fn,
+        schedule,
+        memory_budget,
+        gradient_threshold,
+        reduction=reduction,
+        axis_name=axis_name,
+        tokens=o.h.shape[0],
+        vocab=o.w.shape[0],
+        out=int(np.prod(o.w.shape[1:-1])),
+        dim=o.w.shape[-1],
+        weight_dtype=o.w.dtype,
+        smooth=o.opts.smooth,
+        chunk_size=chunk_size,
+    )
+    if cfg is None:
+        losses, denominator = vocab_parts(o, chunk_size, axis_name)
+        return _reduction.reduce(losses, reduction, denominator)
+    opts = o.opts
+    total = token_loss_sum(cfg, o.h, o.w, o.bias, o.y, o.wy, o.q, o.cw, opts.eps, opts.z_loss, opts.cap, o.kept)
+    total = _checks.attach_checks(total, opts.checks)
+    if reduction == "sum":
+        return total
+    denominator = o.kept if o.wy is None else o.wy
+    return _reduction.safe_divide(total, jnp.sum(denominator.astype(total.dtype)))
 
 
 def checked_operands(
@@ -546,7 +909,23 @@ def checked_operands(
     return h, w, b
 
 
-def linear_parts(
+class Operands(NamedTuple):
+    """The validated operands of :func:`linear_cross_entropy`, flattened to ``N`` tokens."""
+
+    h: jax.Array  # [N, D]
+    w: jax.Array  # [V, *K, D] (K: the product of the K-dimensional axes, or none)
+    bias: jax.Array | None  # [V, *K]
+    y: jax.Array | None  # [N, *K] checked token ids (None for probability targets)
+    wy: jax.Array | None  # [N, *K] the targets' class weights (None without class weights or ids)
+    q: jax.Array | None  # [N, V, *K] probability targets
+    cw: jax.Array | None  # [V] class weights in the compute dtype
+    kept: jax.Array  # [N, *K] the tokens that count
+    opts: SoftmaxOptions
+    shape: tuple  # the targets' batch shape, of reduction="none"
+
+
+def linear_operands(
+    fn,
     inputs,
     weight,
     targets,
@@ -561,9 +940,8 @@ def linear_parts(
     chunk_size,
     axis_name,
     class_weight=None,
-) -> tuple[jax.Array, jax.Array]:
-    """(per-token losses, per-token weights of the "mean" denominator) of :func:`linear_cross_entropy`."""
-    fn = "linear_cross_entropy"
+) -> Operands:
+    """:class:`Operands` of :func:`linear_cross_entropy`, with every check of its arguments."""
     h, w, b = checked_operands(fn, inputs, weight, bias)
     vocab, dim, out = w.shape[0], w.shape[-1], w.shape[1:-1]
     if out and axis_name is not None:
@@ -623,28 +1001,74 @@ def linear_parts(
             y, wy = _checks.checked_labels(fn, t2, vocab, kept, ignore_index, cw, ct)
         else:
             y, wy = sharded_labels(fn, t2, vocab, kept, ignore_index, cw, axis_name, ct)
+    return Operands(h2, w2, b2, y, wy, q, cw, kept, opts, shape)
+
+
+def linear_parts(
+    inputs,
+    weight,
+    targets,
+    *,
+    bias,
+    ignore_index,
+    label_smoothing,
+    z_loss,
+    logit_softcap,
+    where,
+    reduction,
+    chunk_size,
+    axis_name,
+    class_weight=None,
+) -> tuple[jax.Array, jax.Array]:
+    """(per-token losses, per-token weights of the "mean" denominator) of :func:`linear_cross_entropy`
+    on the vocabulary schedule."""
+    o = linear_operands(
+        "linear_cross_entropy",
+        inputs,
+        weight,
+        targets,
+        bias=bias,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        logit_softcap=logit_softcap,
+        where=where,
+        reduction=reduction,
+        chunk_size=chunk_size,
+        axis_name=axis_name,
+        class_weight=class_weight,
+    )
+    return vocab_parts(o, chunk_size, axis_name)
+
+
+def vocab_parts(o: Operands, chunk_size: int | None, axis_name: Hashable | None) -> tuple[jax.Array, jax.Array]:
+    """(per-token losses, "mean" denominator weights) of the vocabulary schedule."""
+    opts, ct = o.opts, _checks.compute_dtype(o.h.dtype)
+    vocab, k = o.w.shape[0], o.w.shape[1:-1]
     cfg = LinearConfig(opts.smooth, chunk_size, axis_name)
-    stats = linear_stats(cfg, h2, w2, b2, y, q, cw, opts.cap, None, kept)
+    stats = linear_stats(cfg, o.h, o.w, o.bias, o.y, o.q, o.cw, opts.cap, None, o.kept)
     if opts.smooth:
         # The classes that get smoothing mass (no -inf bias) and their total class weight:
         # plain JAX of the bias and class weights (their gradients come from autodiff).
-        live = jnp.ones((vocab,) + k, bool) if b2 is None else b2 > -jnp.inf
+        live = jnp.ones((vocab,) + k, bool) if o.bias is None else o.bias > -jnp.inf
         remaining = jnp.sum(live.astype(ct), axis=0)
+        cw = o.cw
         mass = remaining if cw is None else jnp.sum(jnp.where(live, cw.reshape((vocab,) + (1,) * len(k)), 0), axis=0)
         if axis_name is not None:
             remaining, mass = jax.lax.psum((remaining, mass), axis_name)
         stats = stats._replace(
-            smooth_mass=jnp.broadcast_to(mass, kept.shape), remaining=jnp.broadcast_to(remaining, kept.shape)
+            smooth_mass=jnp.broadcast_to(mass, o.kept.shape), remaining=jnp.broadcast_to(remaining, o.kept.shape)
         )
-    losses = softmax_losses(stats, kept, wy, opts).reshape(shape)
-    return losses, (kept if wy is None else wy).reshape(shape)
+    losses = softmax_losses(stats, o.kept, o.wy, opts).reshape(o.shape)
+    return losses, (o.kept if o.wy is None else o.wy).reshape(o.shape)
 
 
 @loss_object
 class LinearCrossEntropyLoss(LossObject):
     """:func:`linear_cross_entropy` as a frozen dataclass pytree: ``loss(inputs, weight, targets)``.
 
-    ``bias``, ``class_weight`` and the numeric hyperparameters are pytree leaves.
+    ``bias``, ``class_weight`` and the numeric hyperparameters are pytree leaves; the
+    schedule options are static.
 
     Example:
       >>> import jax.numpy as jnp, jaxent
@@ -663,3 +1087,6 @@ class LinearCrossEntropyLoss(LossObject):
     reduction: _reduction.Reduction = static_field(default="mean")
     chunk_size: int | None = static_field(default=None)
     axis_name: Hashable | None = static_field(default=None)
+    schedule: Schedule = static_field(default="auto")
+    memory_budget: int | None = static_field(default=None)
+    gradient_threshold: float | None = static_field(default=None)

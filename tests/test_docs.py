@@ -61,7 +61,9 @@ def test_benchmark_help_is_plain_text_and_states_each_quick_run(capsys):
 def test_linear_and_sharded_benchmarks_print_their_ratios(capsys):
     bench_main(["linear_cross_entropy", "--repeats", "1", "--no-torch", "--shapes", "16x8x64"])
     out = capsys.readouterr().out
-    assert "jaxent/naive" in out and "jaxent temp MB" in out
+    for column in ("jaxent/naive", "vocab/naive", "tokens/naive", "filtered/tokens", "skipped", "jaxent temp %naive"):
+        assert column in out, column
+    assert len(re.findall(r"^16\s+8\s+64\s+float32\s+(random|zipf|stats)\s", out, re.M)) == 3
     bench_main(["sharded", "--repeats", "1", "--shapes", "16x8x64"])
     out = capsys.readouterr().out
     assert "temp MB per device" in out and len(re.findall(r"^\s*\S*cross_entropy\s+16\s+8\s+64\s", out, re.M)) == 8
