@@ -1004,41 +1004,11 @@ def linear_operands(
     return Operands(h2, w2, b2, y, wy, q, cw, kept, opts, shape)
 
 
-def linear_parts(
-    inputs,
-    weight,
-    targets,
-    *,
-    bias,
-    ignore_index,
-    label_smoothing,
-    z_loss,
-    logit_softcap,
-    where,
-    reduction,
-    chunk_size,
-    axis_name,
-    class_weight=None,
-) -> tuple[jax.Array, jax.Array]:
+def linear_parts(inputs, weight, targets, **options) -> tuple[jax.Array, jax.Array]:
     """(per-token losses, per-token weights of the "mean" denominator) of :func:`linear_cross_entropy`
-    on the vocabulary schedule."""
-    o = linear_operands(
-        "linear_cross_entropy",
-        inputs,
-        weight,
-        targets,
-        bias=bias,
-        ignore_index=ignore_index,
-        label_smoothing=label_smoothing,
-        z_loss=z_loss,
-        logit_softcap=logit_softcap,
-        where=where,
-        reduction=reduction,
-        chunk_size=chunk_size,
-        axis_name=axis_name,
-        class_weight=class_weight,
-    )
-    return vocab_parts(o, chunk_size, axis_name)
+    on the vocabulary schedule; ``options`` are :func:`linear_operands`' keywords."""
+    o = linear_operands("linear_cross_entropy", inputs, weight, targets, **options)
+    return vocab_parts(o, options["chunk_size"], options["axis_name"])
 
 
 def vocab_parts(o: Operands, chunk_size: int | None, axis_name: Hashable | None) -> tuple[jax.Array, jax.Array]:
