@@ -8,7 +8,12 @@ is linear in the input tangents, each chunk under ``jax.checkpoint``: forward mo
 evaluates it, and reverse mode transposes it into the fused backward pass, which forms
 a chunk's ``d logits`` in float32 and contracts it at once into ``d inputs``
 (accumulated in float32) and the chunk's rows of ``d weight``. Peak extra memory is a
-few ``[N, chunk]`` float32 blocks, not ``N * V``.
+few ``[N, chunk]`` float32 blocks, not ``N * V``. That is the vocabulary schedule.
+
+The token schedule (:func:`token_loss_sum`) forms whole ``[B, V]`` rows of logits for a
+block of tokens within a memory budget and, when differentiated, the block's gradients
+from them at once (``6·N·D·V`` flops against ``8·N·D·V``); :func:`token_config` plans
+it and picks the schedule.
 """
 
 from __future__ import annotations
@@ -665,9 +670,8 @@ def token_config(
     wide = max(4, jnp.dtype(weight_dtype).itemsize)  # bytes of the compute dtype
     row = wide * vocab * out  # one row of logits
     weight = vocab * out * dim
-    part = wide * min(
-        _PART_ELEMENTS, weight, budget // (4 * wide)
-    )  # one part of d weight (a quarter of the budget at most)
+    # One part of d weight per update: 8 MiB, a quarter of the budget at most.
+    part = wide * min(_PART_ELEMENTS, weight, budget // (4 * wide))
     if gradient_threshold is not None:
         part = min(part, wide * _FILTER_TILE * out * dim)
 

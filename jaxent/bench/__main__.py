@@ -37,7 +37,7 @@ RUN_TIMES = {
     "cross_entropy": ("over 3 min", "about 30 s"),
     "ctc": ("about a minute", "about 15 s"),
     "family": ("well over 10 min", "about 5 min"),
-    "linear_cross_entropy": ("several minutes", "about 70 s"),
+    "linear_cross_entropy": ("well over 15 min", "about 30 s"),
     "sharded": ("a few minutes", "about 45 s"),
 }
 
