@@ -73,17 +73,16 @@ class _Plan:
         self.size = next((c for c in range(target, (target - 1) // 2, -1) if vocab % c == 0), target)
         self.count, self.tail = divmod(vocab, self.size)
 
-    def fold(self, step, w: jax.Array, carry, carried: bool | None = None):
+    def fold(self, step, w: jax.Array, carry):
         """``carry = step(start, size, w, carry)`` over the chunks, the tail included.
 
         For 16-bit weights the loop carries ``w`` behind ``_backend.apart`` (an optimization
         barrier on XLA:CPU only): XLA:CPU
         upcasts a bf16/f16 matrix it slices inside a loop and would hoist that upcast out
         of the loop, a float32 copy of the whole ``[V, D]`` weight. Other dtypes are read
-        from the closure (carrying them would copy them), and so is a 16-bit weight whose
-        matmuls stay 16-bit (``carried=False``).
+        from the closure (carrying them would copy them).
         """
-        carried = w.dtype.itemsize == 2 if carried is None else carried
+        carried = w.dtype.itemsize == 2
 
         def body(j, c):
             c, wc = c

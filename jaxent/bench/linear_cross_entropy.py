@@ -87,25 +87,11 @@ def peaked(n: int, d: int, v: int, rng: np.random.Generator) -> tuple[np.ndarray
 
 def skipped_tiles(h: jax.Array, w: jax.Array, y: jax.Array, budget: int) -> float:
     """The share of (token block, vocabulary part) tiles that ``gradient_threshold`` skips."""
-    from jaxent._linear import token_config, vocabulary_parts
+    from jaxent._linear import vocabulary_parts
 
     n, d = h.shape
     v = w.shape[0]
-    cfg = token_config(
-        "bench",
-        "tokens",
-        budget,
-        THRESHOLD,
-        reduction="mean",
-        axis_name=None,
-        tokens=n,
-        vocab=v,
-        out=1,
-        dim=d,
-        weight_dtype=w.dtype,
-        smooth=False,
-        chunk_size=None,
-    )
+    cfg = _token_plan(budget, n, d, v, w.dtype, THRESHOLD)
     assert cfg is not None
     part = vocabulary_parts(v, d, cfg)
 
@@ -187,25 +173,30 @@ def run(shapes=None, repeats: int | None = None, torch: bool = True, quick: bool
 _GRADS = functools.partial(jax.value_and_grad, argnums=(0, 1))
 
 
-def _fits(budget: int, n: int, d: int, v: int, dtype: str) -> bool:
+def _token_plan(budget: int, n: int, d: int, v: int, dtype: Any, threshold: float | None = None) -> Any:
+    """The token schedule's plan for ``[n, d]`` inputs and a ``[v, d]`` weight (ValueError if no block fits)."""
     from jaxent._linear import token_config
 
+    return token_config(
+        "bench",
+        "tokens",
+        budget,
+        threshold,
+        reduction="mean",
+        axis_name=None,
+        tokens=n,
+        vocab=v,
+        out=1,
+        dim=d,
+        weight_dtype=jnp.dtype(dtype),
+        smooth=False,
+        chunk_size=None,
+    )
+
+
+def _fits(budget: int, n: int, d: int, v: int, dtype: str) -> bool:
     try:
-        token_config(
-            "bench",
-            "tokens",
-            budget,
-            None,
-            reduction="mean",
-            axis_name=None,
-            tokens=n,
-            vocab=v,
-            out=1,
-            dim=d,
-            weight_dtype=jnp.dtype(dtype),
-            smooth=False,
-            chunk_size=None,
-        )
+        _token_plan(budget, n, d, v, dtype)
     except ValueError:
         return False
     return True
